@@ -1,0 +1,77 @@
+"""Rigid actors and their time-stamped SE(3) trajectories (SLERP rotation, LERP position)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from ..geometry import quaternion, so3
+from ..motion.rigid import RigidMotion
+
+
+@dataclass
+class Trajectory:
+    """Keyframes of an actor frame in the world: times (K,) s ascending, positions (K,3) m, rotations (K,4) wxyz.
+
+    Between keyframes the pose is interpolated (LERP / SLERP) and the velocity is that segment's constant
+    world-frame linear and angular velocity. Outside [times[0], times[-1]] the actor does not exist, except
+    that a single keyframe holds its pose at all times (a parked object).
+    """
+
+    times: Tensor
+    positions: Tensor
+    rotations: Tensor
+
+    def __post_init__(self) -> None:
+        k = self.times.shape[0]
+        if k == 0 or self.positions.shape != (k, 3) or self.rotations.shape != (k, 4):
+            raise ValueError(f"Trajectory: need K>0 times, (K,3) positions, (K,4) rotations; got "
+                             f"{tuple(self.times.shape)}, {tuple(self.positions.shape)}, {tuple(self.rotations.shape)}")
+        if k > 1 and not bool((self.times[1:] > self.times[:-1]).all()):
+            raise ValueError("Trajectory: times must be strictly increasing")
+
+    def to(self, dtype: torch.dtype) -> "Trajectory":
+        return Trajectory(self.times.to(dtype), self.positions.to(dtype), self.rotations.to(dtype))
+
+    def covers(self, t: float) -> bool:
+        """Whether the actor exists at time t."""
+        if self.times.shape[0] == 1:
+            return True
+        return float(self.times[0]) - 1e-9 <= t <= float(self.times[-1]) + 1e-9
+
+    def motion_at(self, t: float) -> RigidMotion | None:
+        """Pose at t and the segment's velocities as a constant-velocity motion; None outside the span."""
+        if not self.covers(t):
+            return None
+        dtype = self.positions.dtype
+        if self.times.shape[0] == 1:
+            zero = torch.zeros(3, dtype=dtype)
+            return RigidMotion(quaternion.to_matrix(self.rotations[0]), self.positions[0], zero, zero.clone(), t)
+        i = int(torch.searchsorted(self.times, torch.tensor(t, dtype=self.times.dtype), right=True)) - 1
+        i = min(max(i, 0), self.times.shape[0] - 2)
+        t0, t1 = self.times[i], self.times[i + 1]
+        dt = t1 - t0
+        s = ((torch.tensor(t, dtype=dtype) - t0) / dt).clamp(0.0, 1.0)
+        q = quaternion.slerp(self.rotations[i], self.rotations[i + 1], s)
+        p = self.positions[i] + s * (self.positions[i + 1] - self.positions[i])
+        r0 = quaternion.to_matrix(self.rotations[i])
+        r1 = quaternion.to_matrix(self.rotations[i + 1])
+        w = so3.log(r1 @ r0.T) / dt
+        v = (self.positions[i + 1] - self.positions[i]) / dt
+        return RigidMotion(quaternion.to_matrix(q), p, v, w, t)
+
+
+@dataclass
+class Actor:
+    """A rigid actor: integer id (the Gaussians' actor_id), category, box size (3,) m, and trajectory."""
+
+    id: int
+    trajectory: Trajectory
+    category: str = "vehicle"
+    size: Tensor | None = None
+
+    def to(self, dtype: torch.dtype) -> "Actor":
+        size = None if self.size is None else self.size.to(dtype)
+        return Actor(self.id, self.trajectory.to(dtype), self.category, size)
