@@ -1,0 +1,1 @@
+"""Camera projection models (pinhole, OpenCV, OpenCV fisheye). PLACEHOLDER: being written."""
