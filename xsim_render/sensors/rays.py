@@ -76,7 +76,7 @@ def lidar_directions(lidar: LidarSpec, dtype: torch.dtype = torch.float64) -> Te
     el = torch.tensor(lidar.elevations, dtype=dtype)[:, None]
     az = lidar_column_azimuths(lidar, dtype)[None, :]
     return torch.stack((torch.cos(el) * torch.cos(az), torch.cos(el) * torch.sin(az),
-                        torch.sin(el).expand(az.shape[0] if False else el.shape[0], az.shape[1])), -1)
+                        torch.sin(el).expand(el.shape[0], az.shape[1])), -1)
 
 
 def lidar_rays(lidar: LidarSpec, ego: RigidMotion, t_start: float) -> SensorRays:
