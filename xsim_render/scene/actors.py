@@ -41,6 +41,20 @@ class Trajectory:
             return True
         return float(self.times[0]) - 1e-9 <= t <= float(self.times[-1]) + 1e-9
 
+    def poses_at(self, times: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Interpolated rotations (...,3,3), positions (...,3) and an exists-mask (...) at many times (s)."""
+        times = torch.as_tensor(times, dtype=self.times.dtype)
+        if self.times.shape[0] == 1:
+            rot = quaternion.to_matrix(self.rotations[0]).expand(times.shape + (3, 3))
+            return rot, self.positions[0].expand(times.shape + (3,)), torch.ones(times.shape, dtype=torch.bool)
+        i = (torch.searchsorted(self.times, times.reshape(-1), right=True) - 1).clamp(0, self.times.shape[0] - 2)
+        t0, t1 = self.times[i], self.times[i + 1]
+        s = ((times.reshape(-1) - t0) / (t1 - t0)).clamp(0.0, 1.0)
+        q = quaternion.slerp(self.rotations[i], self.rotations[i + 1], s)
+        p = self.positions[i] + s[:, None] * (self.positions[i + 1] - self.positions[i])
+        exists = (times >= self.times[0] - 1e-9) & (times <= self.times[-1] + 1e-9)
+        return (quaternion.to_matrix(q).reshape(times.shape + (3, 3)), p.reshape(times.shape + (3,)), exists)
+
     def motion_at(self, t: float) -> RigidMotion | None:
         """Pose at t and the segment's velocities as a constant-velocity motion; None outside the span."""
         if not self.covers(t):
