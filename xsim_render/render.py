@@ -12,6 +12,7 @@ trajectories evaluated at the middle of the capture; an actor with no pose then 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import torch
 from torch import Tensor
@@ -28,15 +29,20 @@ from .tiling.camera_tiles import camera_tiles
 from .tiling.lidar_tiles import lidar_tiles
 
 
-def actor_motions(scene: GaussianScene, overrides: dict[int, RigidMotion] | None, t: float) -> dict[int, RigidMotion]:
-    """Motion of every actor at time t: given states override the scene's trajectories."""
+def actor_motions(scene: GaussianScene, overrides: dict[int, RigidMotion] | None, t: float,
+                  t_ref: float = 0.0) -> dict[int, RigidMotion]:
+    """Motion of every actor at time t: given states override the scene's trajectories.
+
+    Motion times are returned relative to t_ref (the renderer works in seconds since the capture start so that
+    float32 keeps sub-microsecond resolution whatever the clock).
+    """
     motions: dict[int, RigidMotion] = {}
     for actor_id, actor in scene.actors.items():
         m = actor.trajectory.motion_at(t)
         if m is not None:
             motions[actor_id] = m
     motions.update(overrides or {})
-    return {k: v.to(scene.means.dtype) for k, v in motions.items()}
+    return {k: replace(v.to(scene.means.dtype), time=v.time - t_ref) for k, v in motions.items()}
 
 
 def gaussian_frames(scene: GaussianScene, motions: dict[int, RigidMotion], lidar: bool) -> GaussianFrames:
@@ -65,18 +71,19 @@ def _values(scene: GaussianScene, colors: Tensor | None, lidar: bool) -> dict[st
     return values
 
 
-def _ray_outputs(rays: SensorRays) -> dict[str, Tensor]:
-    return {"ray_origin": rays.origins, "ray_direction": rays.directions, "ray_time": rays.times}
+def _ray_outputs(rays: SensorRays, t_ref: float) -> dict[str, Tensor]:
+    return {"ray_origin": rays.origins, "ray_direction": rays.directions,
+            "ray_time": rays.times.to(torch.float64) + t_ref}
 
 
 def render_camera(scene: GaussianScene, camera: CameraSpec, ego: RigidMotion, t_start: float,
                   actors: dict[int, RigidMotion] | None = None) -> dict[str, Tensor]:
     """Render one rolling-shutter camera capture starting at t_start (s). Outputs (H,W[,3]) tensors."""
-    ego = ego.to(scene.means.dtype)
-    rays = camera_rays(camera, ego, t_start)
-    projection = CameraProjection(camera, t_start)
+    ego = replace(ego.to(scene.means.dtype), time=ego.time - t_start)
+    rays = camera_rays(camera, ego, 0.0)
+    projection = CameraProjection(camera, 0.0)
     sensor = sensor_motion(camera, ego)
-    motions = actor_motions(scene, actors, projection.t_mid)
+    motions = actor_motions(scene, actors, t_start + projection.t_mid, t_start)
     g = gaussian_frames(scene, motions, lidar=False)
     fp = project_gaussians(g.means, g.rotations, g.log_scales.exp(), g.sigma, g.frame, g.bodies, sensor, projection)
     assignment = camera_tiles(camera, fp, len(scene))
@@ -92,7 +99,7 @@ def render_camera(scene: GaussianScene, camera: CameraSpec, ego: RigidMotion, t_
         rgb = rgb + comp.transmittance.reshape(h, w, 1) * scene.sky.radiance(rays.directions)
     out = {
         "rgb": rgb, "alpha": comp.alpha.reshape(h, w), "distance": comp.distance.reshape(h, w),
-        "distance_median": comp.distance_median.reshape(h, w), **_ray_outputs(rays),
+        "distance_median": comp.distance_median.reshape(h, w), **_ray_outputs(rays, t_start),
     }
     if scene.features is not None:
         out["features"] = comp.values["features"].reshape(h, w, -1)
@@ -102,11 +109,11 @@ def render_camera(scene: GaussianScene, camera: CameraSpec, ego: RigidMotion, t_
 def render_lidar(scene: GaussianScene, lidar: LidarSpec, ego: RigidMotion, t_start: float,
                  actors: dict[int, RigidMotion] | None = None, phase_modeling: bool = True) -> dict[str, Tensor]:
     """Render one spinning-LiDAR sweep starting at t_start (s). Organised outputs are (beams, columns)."""
-    ego = ego.to(scene.means.dtype)
-    rays = lidar_rays(lidar, ego, t_start)
-    projection = LidarProjection(lidar, t_start)
+    ego = replace(ego.to(scene.means.dtype), time=ego.time - t_start)
+    rays = lidar_rays(lidar, ego, 0.0)
+    projection = LidarProjection(lidar, 0.0)
     sensor = sensor_motion(lidar, ego)
-    motions = actor_motions(scene, actors, projection.t_mid)
+    motions = actor_motions(scene, actors, t_start + projection.t_mid, t_start)
     g = gaussian_frames(scene, motions, lidar=True)
     fp = project_gaussians(g.means, g.rotations, g.log_scales.exp(), g.sigma, g.frame, g.bodies, sensor, projection,
                            phase_modeling=phase_modeling)
@@ -132,8 +139,9 @@ def render_lidar(scene: GaussianScene, lidar: LidarSpec, ego: RigidMotion, t_sta
     points = median[beam, column, None] * rays.directions_sensor[beam, column]
     return {
         "range": comp.distance.reshape(shape), "range_median": median, "alpha": comp.alpha.reshape(shape),
-        "intensity": intensity, "ray_drop_probability": drop, **_ray_outputs(rays),
-        "points": points, "point_time": rays.times[beam, column], "point_beam": beam, "point_column": column,
+        "intensity": intensity, "ray_drop_probability": drop, **_ray_outputs(rays, t_start),
+        "points": points, "point_time": rays.times[beam, column].to(torch.float64) + t_start,
+        "point_beam": beam, "point_column": column,
         "returns": returns,
     }
 

@@ -1,0 +1,37 @@
+"""`xsim` command line: subcommands render (and synth). Bad input: one line on stderr, exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..errors import InputError
+from . import render_cmd
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="xsim", description="XSIM-ROS sensor simulator tools")
+    sub = parser.add_subparsers(dest="command", required=True)
+    render_cmd.add_parser(sub)
+    try:
+        from . import synth_cmd
+    except ImportError:  # the synthetic-world tools need optional packages (trimesh, embreex, rosbags)
+        synth_cmd = None
+    if synth_cmd is not None:
+        synth_cmd.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except InputError as err:
+        print(f"xsim {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

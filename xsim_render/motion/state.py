@@ -1,0 +1,88 @@
+"""STATE.yaml: ego and actor states (pose + world-frame velocities) at one instant.
+
+    time: 0.0
+    ego: {position: [x, y, z], rotation_wxyz: [w, x, y, z], linear_velocity: [..], angular_velocity: [..]}
+    actors: [{id: 7, position: [..], rotation_wxyz: [..], linear_velocity: [..], angular_velocity: [..]}]
+Velocities default to zero; actors is optional. Errors name the file, the field and the value.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import InputError
+from .rigid import RigidMotion
+
+
+@dataclass
+class SceneState:
+    """time (s), ego base_link motion and actor motions by id, all world frame."""
+
+    time: float
+    ego: RigidMotion
+    actors: dict[int, RigidMotion] = field(default_factory=dict)
+
+
+def _vector(where: str, data: dict, key: str, length: int, default: tuple | None) -> tuple[float, ...]:
+    if key not in data:
+        if default is None:
+            raise InputError(f"{where}: field '{key}': missing")
+        return default
+    value = data[key]
+    if not (isinstance(value, (list, tuple)) and len(value) == length and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)):
+        raise InputError(f"{where}: field '{key}': must be a list of {length} finite numbers, got {value!r}")
+    return tuple(float(v) for v in value)
+
+
+def _motion(where: str, data: Any, t: float) -> RigidMotion:
+    if not isinstance(data, dict):
+        raise InputError(f"{where}: must be a mapping with position, rotation_wxyz, velocities, got {data!r}")
+    position = _vector(where, data, "position", 3, None)
+    rotation = _vector(where, data, "rotation_wxyz", 4, None)
+    if math.sqrt(sum(v * v for v in rotation)) < 1e-9:
+        raise InputError(f"{where}: field 'rotation_wxyz': must be a non-zero quaternion, got {list(rotation)}")
+    return RigidMotion.from_values(position, rotation, _vector(where, data, "linear_velocity", 3, (0.0, 0.0, 0.0)),
+                                   _vector(where, data, "angular_velocity", 3, (0.0, 0.0, 0.0)), t)
+
+
+def state_from_dict(data: Any, source: str = "state") -> SceneState:
+    """Validate a parsed STATE document."""
+    if not isinstance(data, dict):
+        raise InputError(f"{source}: must be a mapping with time, ego, actors, got {type(data).__name__}")
+    t = data.get("time", 0.0)
+    if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t):
+        raise InputError(f"{source}: field 'time': must be a finite number, got {t!r}")
+    if "ego" not in data:
+        raise InputError(f"{source}: field 'ego': missing")
+    ego = _motion(f"{source}: ego", data["ego"], float(t))
+    actors: dict[int, RigidMotion] = {}
+    raw_actors = data.get("actors") or []
+    if not isinstance(raw_actors, list):
+        raise InputError(f"{source}: field 'actors': must be a list, got {raw_actors!r}")
+    for i, raw in enumerate(raw_actors):
+        where = f"{source}: actors[{i}]"
+        actor_id = raw.get("id") if isinstance(raw, dict) else None
+        if isinstance(actor_id, bool) or not isinstance(actor_id, int) or actor_id < 0:
+            raise InputError(f"{where}: field 'id': must be an integer >= 0, got {actor_id!r}")
+        if actor_id in actors:
+            raise InputError(f"{where}: field 'id': duplicate, got {actor_id}")
+        actors[actor_id] = _motion(where, raw, float(t))
+    return SceneState(float(t), ego, actors)
+
+
+def load_state(path: str | Path) -> SceneState:
+    """Load and validate a STATE.yaml file."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as err:
+        raise InputError(f"{path}: cannot read state file ({err.strerror})") from None
+    except yaml.YAMLError as err:
+        raise InputError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    return state_from_dict(data, str(path))
