@@ -49,7 +49,7 @@ class BagWriter:
         self._connections: dict[str, Any] = {}
         self.counts: dict[str, int] = {}
 
-    def __enter__(self) -> "BagWriter":
+    def __enter__(self) -> BagWriter:
         if self.path.exists() and not self.overwrite:
             raise FileExistsError(f"{self.path}: exists already, not overwriting")
         self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", dir=self.path.parent))

@@ -269,67 +269,92 @@ def unproject(camera: CameraSpec, pixels: Tensor) -> tuple[Tensor, Tensor]:
     raise ValueError(f"unknown camera model {camera.model!r} (expected pinhole | opencv | fisheye)")
 
 
+def _converged(step: Tensor, scale: Tensor) -> Tensor:
+    return ~(step.abs() > 1e-15 * (1 + scale.abs()))  # NaN counts as converged (and fails the residual check)
+
+
 def _solve_monotone(fn, target: Tensor, upper: float) -> Tensor:
     """Solve fn(r) = target for r in [0, upper], fn increasing with fn(0) = 0 (safeguarded Newton, float64).
 
-    Targets outside [0, fn(upper)] give 0 or upper.
+    Targets outside [0, fn(upper)) give 0 or upper. Only unconverged lanes are iterated.
     """
-    lo = torch.zeros_like(target)
-    hi = torch.full_like(target, upper)
-    r = torch.minimum(target, hi)
+    target = target.reshape(-1)
+    result = torch.minimum(target, torch.full_like(target, upper)).clamp_min(0)
+    top = float(fn(torch.tensor(upper, dtype=target.dtype, device=target.device))[0])
+    result = torch.where(target >= top, torch.full_like(result, upper), result)
+    active = torch.nonzero((target > 0) & (target < top)).reshape(-1)
+    r, goal = result[active], target[active]
+    lo, hi = torch.zeros_like(r), torch.full_like(r, upper)
     for _ in range(_NEWTON_MAX_ITERS):
         value, slope = fn(r)
-        f = value - target
+        f = value - goal
         lo = torch.where(f <= 0, r, lo)
         hi = torch.where(f >= 0, r, hi)
         step = r - f / slope
         inside = torch.isfinite(step) & (step > lo) & (step < hi)
         r_new = torch.where(inside, step, 0.5 * (lo + hi))
         r_new = torch.where(f == 0, r, r_new)
-        done = bool(((r_new - r).abs() <= 1e-15 * (1 + r.abs())).all())
-        r = r_new
-        if done:
+        exact = ~(f.abs() > 1e-15 * (1 + goal))  # residual at rounding level (see the 2D case below)
+        r_new = torch.where(exact, r, r_new)
+        done = _converged(r_new - r, r) | ~(hi - lo > 1e-15 * (1 + r)) | exact
+        result[active] = r_new
+        keep = ~done
+        active, r, goal, lo, hi = active[keep], r_new[keep], goal[keep], lo[keep], hi[keep]
+        if active.numel() == 0:
             break
-    return r
+    return result
 
 
 def _opencv_unproject(camera: CameraSpec, xd: Tensor, yd: Tensor) -> tuple[Tensor, Tensor]:
     k = _opencv_coefficients(camera.distortion)
     r_max = max_valid_radius(camera)
+    shape = xd.shape
     with torch.no_grad():
-        pd, qd = xd.detach().to(torch.float64), yd.detach().to(torch.float64)
+        pd, qd = xd.detach().to(torch.float64).reshape(-1), yd.detach().to(torch.float64).reshape(-1)
         # Initial guess: invert the radial part along the pixel's azimuth.
         rd = torch.sqrt(pd * pd + qd * qd)
         r = _solve_monotone(lambda t: _opencv_radial_map(t, k), rd, r_max)
         gain = torch.where(rd > 0, r / torch.where(rd > 0, rd, torch.ones_like(rd)), torch.ones_like(rd))
         a, b = pd * gain, qd * gain
-        # 2D Newton with the tangential terms, kept inside the valid disc.
+        # 2D Newton with the tangential terms, kept inside the valid disc, on lanes that may have a solution
+        # there (the tangential terms move a point by at most 3 (|p1| + |p2|) r^2).
+        rd_max = float(_opencv_radial_map(torch.tensor(r_max, dtype=torch.float64), k)[0])
+        reach = rd_max + 3 * (abs(k[2]) + abs(k[3])) * r_max * r_max
+        active = torch.nonzero(rd <= reach * (1 + 1e-9)).reshape(-1)
+        ea, eb, ep, eq = a[active], b[active], pd[active], qd[active]
         for _ in range(_NEWTON_MAX_ITERS):
-            fx_, fy_, (jxa, jxb, jya, jyb) = _opencv_distort(a, b, k, jacobian=True)
-            ex, ey = fx_ - pd, fy_ - qd
+            fx_, fy_, (jxa, jxb, jya, jyb) = _opencv_distort(ea, eb, k, jacobian=True)
+            ex, ey = fx_ - ep, fy_ - eq
             det = jxa * jyb - jxb * jya
             det = torch.where(det.abs() > 1e-300, det, torch.full_like(det, 1e-300))
-            da = (jyb * ex - jxb * ey) / det
-            db = (jxa * ey - jya * ex) / det
-            a_new, b_new = a - da, b - db
+            a_new = ea - (jyb * ex - jxb * ey) / det
+            b_new = eb - (jxa * ey - jya * ex) / det
             s_new = a_new * a_new + b_new * b_new
             out = ~(s_new < r_max * r_max)  # also catches NaN
-            # step would leave the disc: go halfway to the boundary point along the new azimuth instead
+            # a step that would leave the disc goes halfway to the boundary point along the new azimuth instead
             pull = r_max * (1 - 1e-12) / torch.sqrt(torch.where(out & (s_new > 0), s_new, torch.ones_like(s_new)))
-            a_out = torch.where(torch.isfinite(a_new), 0.5 * (a + a_new * pull), a)
-            b_out = torch.where(torch.isfinite(b_new), 0.5 * (b + b_new * pull), b)
+            a_out = torch.where(torch.isfinite(a_new), 0.5 * (ea + a_new * pull), ea)
+            b_out = torch.where(torch.isfinite(b_new), 0.5 * (eb + b_new * pull), eb)
             a_new, b_new = torch.where(out, a_out, a_new), torch.where(out, b_out, b_new)
-            moved = torch.maximum((a_new - a).abs(), (b_new - b).abs())
-            a, b = a_new, b_new
-            if bool((moved <= 1e-15 * (1 + torch.maximum(a.abs(), b.abs()))).all()):
+            # pulled to within 1e-6 of the boundary and still pushing out: no solution inside (invalid)
+            stuck = out & (a_new * a_new + b_new * b_new > (r_max * (1 - 1e-6)) ** 2)
+            # residual at rounding level already (near the fold the step is rounding noise times a large 1/J)
+            exact = ~(torch.maximum(ex.abs(), ey.abs()) > 1e-15 * (1 + torch.maximum(ep.abs(), eq.abs())))
+            a_new, b_new = torch.where(exact, ea, a_new), torch.where(exact, eb, b_new)
+            done = (_converged(a_new - ea, ea) & _converged(b_new - eb, eb)) | stuck | exact
+            a[active], b[active] = a_new, b_new
+            keep = ~done
+            active, ea, eb, ep, eq = active[keep], a_new[keep], b_new[keep], ep[keep], eq[keep]
+            if active.numel() == 0:
                 break
         fx_, fy_ = _opencv_distort(a, b, k)
         residual = torch.maximum((fx_ - pd).abs(), (fy_ - qd).abs())
         valid = (residual <= 1e-9 * (1 + rd)) & (a * a + b * b < r_max * r_max)
         # Invalid lanes: just beyond the limit ray along the pixel's azimuth (so `project` marks it invalid too).
         unit = torch.where(rd > 0, 1 / torch.where(rd > 0, rd, torch.ones_like(rd)), torch.zeros_like(rd))
-        a = torch.where(valid, a, pd * unit * (r_max * _BEYOND))
-        b = torch.where(valid, b, qd * unit * (r_max * _BEYOND))
+        a = torch.where(valid, a, pd * unit * (r_max * _BEYOND)).reshape(shape)
+        b = torch.where(valid, b, qd * unit * (r_max * _BEYOND)).reshape(shape)
+        valid = valid.reshape(shape)
     dtype = xd.dtype
     a0, b0 = a.to(dtype), b.to(dtype)
     if xd.requires_grad or yd.requires_grad:
@@ -351,7 +376,7 @@ def _fisheye_unproject(camera: CameraSpec, xd: Tensor, yd: Tensor) -> tuple[Tens
         pd, qd = xd.detach().to(torch.float64), yd.detach().to(torch.float64)
         td = torch.sqrt(pd * pd + qd * qd)
         td_max = float(_fisheye_map(torch.tensor(theta_max, dtype=torch.float64), k)[0])
-        theta = _solve_monotone(lambda t: _fisheye_map(t, k), td, theta_max)
+        theta = _solve_monotone(lambda t: _fisheye_map(t, k), td, theta_max).reshape(td.shape)
         residual = (_fisheye_map(theta, k)[0] - td).abs()
         valid = (td < td_max) & (residual <= 1e-9 * (1 + td)) & (theta < theta_max)
         theta = torch.where(valid, theta, torch.full_like(theta, min(theta_max * _BEYOND, math.pi)))
