@@ -91,6 +91,19 @@ def test_fisheye_project_matches_cv2() -> None:
     np.testing.assert_allclose(pix[0].numpy(), [CX, CY], atol=1e-12)
 
 
+def test_fisheye_near_axis_matches_cv2_tightly() -> None:
+    # within 0.6 deg of the axis (where a series replaces atan): pixels are within ~5 px of the principal point,
+    # so OpenCV's float64 result is good to ~1e-13 px
+    cam = camera("fisheye", FISHEYE_K)
+    rng = np.random.default_rng(11)
+    angle = np.concatenate((rng.uniform(0, 0.0101, 500), [0.00999, 0.01, 0.01001]))  # around the switch-over
+    phi = rng.uniform(-math.pi, math.pi, len(angle))
+    pts = 3.0 * np.stack((np.sin(angle) * np.cos(phi), np.sin(angle) * np.sin(phi), np.cos(angle)), -1)
+    pix, valid = cm.project(cam, torch.tensor(pts))
+    assert bool(valid.all())
+    np.testing.assert_allclose(pix.numpy(), cv_project(cam, pts), rtol=0, atol=1e-10)
+
+
 def test_pinhole_project_matches_cv2_and_formula() -> None:
     cam = camera("pinhole")
     pts = random_points(500, math.radians(70))
