@@ -77,10 +77,19 @@ class RigidMotion:
 
     def world_to_body(self, points: Tensor, t: Tensor) -> Tensor:
         """Express world points (..., 3) in the body frame at times t (broadcast with points[..., 0])."""
-        rot, pos = self.pose_at(t)
-        return ((points - pos)[..., None, :] @ rot).squeeze(-2)
+        t = torch.as_tensor(t, dtype=points.dtype)
+        dt = (t - self.time)[..., None]
+        y = so3.rotate(-self.angular_velocity * dt, points - self.position - self.linear_velocity * dt)
+        y = y @ self.rotation
+        if self.mount_rotation is not None:
+            y = (y - self.mount_translation) @ self.mount_rotation
+        return y
 
     def body_to_world(self, points: Tensor, t: Tensor) -> Tensor:
         """Map body-frame points (..., 3) to the world at times t."""
-        rot, pos = self.pose_at(t)
-        return (rot @ points[..., None]).squeeze(-1) + pos
+        t = torch.as_tensor(t, dtype=points.dtype)
+        dt = (t - self.time)[..., None]
+        y = points
+        if self.mount_rotation is not None:
+            y = y @ self.mount_rotation.T + self.mount_translation
+        return so3.rotate(self.angular_velocity * dt, y @ self.rotation.T) + self.position + self.linear_velocity * dt

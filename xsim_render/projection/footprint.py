@@ -40,7 +40,15 @@ class Footprints:
     distance: Tensor
 
     @staticmethod
-    def cat(parts: list["Footprints"]) -> "Footprints":
+    def empty(dtype: torch.dtype) -> "Footprints":
+        lo = torch.zeros((0, 2), dtype=dtype)
+        return Footprints(torch.zeros(0, dtype=torch.long), lo, lo.clone(), torch.zeros(0, dtype=torch.bool),
+                          torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=dtype))
+
+    @staticmethod
+    def cat(parts: list["Footprints"], dtype: torch.dtype = torch.float32) -> "Footprints":
+        if not parts:
+            return Footprints.empty(dtype)
         return Footprints(*(torch.cat([getattr(p, f) for p in parts], 0) for f in
                             ("gaussian", "lo", "hi", "full", "branch", "distance")))
 
@@ -98,11 +106,7 @@ def project_gaussians(
             continue
         parts.append(_project_group(idx, means[idx].detach(), rotations[idx].detach(), scales[idx].detach(),
                                     k_all[idx], body, sensor, projection, phase_modeling))
-    if not parts:
-        empty = means.new_zeros((0, 2))
-        return Footprints(torch.zeros(0, dtype=torch.long), empty, empty, torch.zeros(0, dtype=torch.bool),
-                          torch.zeros(0, dtype=torch.long), means.new_zeros(0))
-    return Footprints.cat(parts)
+    return Footprints.cat(parts, means.dtype)
 
 
 def _project_group(idx, means, rotations, scales, k, body, sensor, projection, phase_modeling) -> Footprints:
@@ -130,7 +134,7 @@ def _project_group(idx, means, rotations, scales, k, body, sensor, projection, p
             out.append(_camera_footprints(idx[sel], unscented_transform(*args, projection.t_mid), k[sel], pad, bounds))
         else:
             out.append(_lidar_footprints(idx[sel], args, k[sel], pad, bounds, phase_modeling))
-    return Footprints.cat(out) if out else Footprints.cat([])
+    return Footprints.cat(out, means.dtype)
 
 
 def _camera_footprints(idx, ut, k, pad, bounds) -> Footprints:

@@ -10,7 +10,7 @@ from torch import Tensor
 from ..motion.rigid import RigidMotion
 from ..tiling.pairs import TileAssignment
 from .composite import Composite, composite
-from .response import alpha_of, max_response
+from .response import alpha_of
 
 
 @dataclass
@@ -41,11 +41,44 @@ def rays_in_frames(origins: Tensor, directions: Tensor, times: Tensor, bodies: l
     return torch.stack(outs_o), torch.stack(outs_d)
 
 
+def whitening(gaussians: GaussianFrames) -> tuple[Tensor, Tensor]:
+    """Per Gaussian W = R S^-1 (N,3,3) and mu W (N,3): the whitened ray is (o W - mu W, d W)."""
+    whiten = gaussians.rotations * torch.exp(-gaussians.log_scales)[:, None, :]
+    return whiten, (gaussians.means[:, None, :] @ whiten).squeeze(1)
+
+
+def _tile_response(o_f: Tensor, d_f: Tensor, gaussians: GaussianFrames, white: tuple[Tensor, Tensor],
+                   cand: Tensor) -> tuple[Tensor, Tensor]:
+    """Hit distance t* and alpha (R,M) of the tile's rays (given in every frame, (F,R,3)) against candidates.
+
+    Rays share their frame for all Gaussians of one body, so the whitening x -> S^-1 R^T (x - mu) of all rays
+    against all of a body's candidates is one matrix product per body.
+    """
+    n_rays = o_f.shape[1]
+    t = o_f.new_zeros((n_rays, cand.numel()))
+    d2 = o_f.new_zeros((n_rays, cand.numel()))
+    frames = gaussians.frame[cand]
+    for f in torch.unique(frames).tolist():
+        local = (frames == f).nonzero().squeeze(1)
+        g = cand[local]
+        flat = white[0][g].permute(1, 0, 2).reshape(3, -1)                                  # (3, 3m)
+        offset = white[1][g]                                                                # (m,3)
+        o = (o_f[f] @ flat).reshape(n_rays, -1, 3) - offset
+        d = (d_f[f] @ flat).reshape(n_rays, -1, 3)
+        dd = (d * d).sum(-1).clamp_min(1e-30)
+        od = (o * d).sum(-1)
+        t[:, local] = -od / dd
+        d2[:, local] = ((o * o).sum(-1) - od * od / dd).clamp_min(0.0)
+    a = alpha_of(gaussians.sigma[cand], d2)
+    return t, torch.where(t > 0, a, torch.zeros_like(a))
+
+
 def rasterize(origins: Tensor, directions: Tensor, times: Tensor, valid: Tensor, assignment: TileAssignment,
               gaussians: GaussianFrames, values: dict[str, Tensor]) -> Composite:
     """Composite every ray (R,) against its tile's Gaussians; values name -> (N,C) per-Gaussian attributes."""
     n_rays = origins.shape[0]
     o_f, d_f = rays_in_frames(origins, directions, times, gaussians.bodies)
+    white = whitening(gaussians)
     dtype = origins.dtype
     out_values = {k: torch.zeros((n_rays, v.shape[-1]), dtype=dtype) for k, v in values.items()}
     alpha = torch.zeros(n_rays, dtype=dtype)
@@ -62,13 +95,15 @@ def rasterize(origins: Tensor, directions: Tensor, times: Tensor, valid: Tensor,
         rays = rays[valid[rays]]
         if rays.numel() == 0:
             continue
-        fr = gaussians.frame[cand]
-        o = o_f[fr][:, rays].transpose(0, 1)
-        d = d_f[fr][:, rays].transpose(0, 1)
-        t, d2 = max_response(o, d, gaussians.means[cand], gaussians.rotations[cand], gaussians.log_scales[cand])
-        a = alpha_of(gaussians.sigma[cand], d2)
-        a = torch.where(t > 0, a, torch.zeros_like(a))
-        vals = {k: v[cand][None].expand(rays.numel(), -1, -1) for k, v in values.items()}
+        t, a = _tile_response(o_f[:, rays], d_f[:, rays], gaussians, white, cand)
+        # keep, per ray, only the Gaussians that contribute (alpha >= 1/255, in front): a handful of the
+        # tile's candidates; topk over the hit distance keeps them in front-to-back order
+        live = a > 0
+        k = int(live.sum(1).max())
+        key = torch.where(live, t, torch.full_like(t, float("inf"))).detach()
+        _, sel = torch.topk(key, k, dim=1, largest=False, sorted=True)
+        t, a = torch.gather(t, 1, sel), torch.gather(a, 1, sel)
+        vals = {name: v[cand][sel] for name, v in values.items()}
         pieces.append((rays, composite(t, a, vals)))
     if pieces:
         idx = torch.cat([p[0] for p in pieces])
