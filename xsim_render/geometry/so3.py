@@ -40,11 +40,12 @@ def log(r: Tensor) -> Tensor:
 
 def rotate(w: Tensor, v: Tensor) -> Tensor:
     """Exp(w) v for axis-angle vectors w and vectors v (broadcast, ..., 3) without forming matrices."""
+    w, v = torch.broadcast_tensors(w, v)
     theta2 = (w * w).sum(-1, keepdim=True)
     small = theta2 < 1e-8
     theta2_safe = torch.where(small, torch.ones_like(theta2), theta2)
     theta = theta2_safe.sqrt()
     a = torch.where(small, 1 - theta2 / 6, torch.sin(theta) / theta)
     b = torch.where(small, 0.5 - theta2 / 24, (1 - torch.cos(theta)) / theta2_safe)
-    wxv = torch.linalg.cross(w.expand_as(v) if w.shape != v.shape else w, v)
-    return v + a * wxv + b * torch.linalg.cross(w.expand_as(wxv) if w.shape != wxv.shape else w, wxv)
+    wxv = torch.linalg.cross(w, v)
+    return v + a * wxv + b * torch.linalg.cross(w, wxv)
