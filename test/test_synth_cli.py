@@ -159,17 +159,30 @@ def test_drive_bag_contents(tmp_path, layout):
     (["--validate", "{tmp}/full"], "missing"),
     ([], "required"),
 ])
-def test_bad_arguments_one_line_exit_2(tmp_path, args, needle):
+def test_bad_arguments_one_line_exit_2(tmp_path, capsys, args, needle):
+    from xsim_render.cli.main import main
+
     (tmp_path / "file.txt").write_text("x")
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "keep").write_text("x")
     before = sorted(p.name for p in tmp_path.iterdir())
-    proc = xsim("synth", *[a.format(tmp=tmp_path) for a in args], "--quiet", timeout=120)
-    assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("xsim synth: error:") and needle in lines[0], proc.stderr
+    try:
+        code = main(["synth", *[a.format(tmp=tmp_path) for a in args], "--quiet"])
+    except SystemExit as exit_:
+        code = exit_.code
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("xsim synth: error:") and needle in lines[0], err
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing left behind
     assert (tmp_path / "full" / "keep").read_text() == "x"
+
+
+def test_bad_argument_from_the_shell(tmp_path):
+    proc = xsim("synth", "--out", str(tmp_path / "d"), "--duration", "-1", timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "--duration" in proc.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_failure_mid_generation_leaves_nothing(tmp_path, monkeypatch):
@@ -218,11 +231,12 @@ def test_end_to_end_generate(drive):
     odo = msgs["/ego/odometry"][10][1]
     assert odo.twist.twist.linear.x > 1.0 and abs(odo.twist.twist.linear.y) < 0.5  # forward in base_link
     assert len(msgs["/actors"][0][1].actors) >= 1
-    # a second run into the same directory is refused, with --force it is replaced
+    # a second run into the same non-empty directory is refused (without --force)
     proc = xsim("synth", "--out", str(drive), "--duration", "0.3", "--quiet", timeout=120)
     assert proc.returncode == 2 and "not empty" in proc.stderr
 
 
+@pytest.mark.slow  # renders the twin with the reference (pure PyTorch) renderer: minutes on a CPU
 def test_end_to_end_validate(drive):
     proc = xsim("synth", "--validate", str(drive), "--frames", "1")
     assert proc.returncode == 0, proc.stderr

@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
     except InputError as err:
         return _fail(str(err))
     except OSError as err:
-        return _fail(f"--out {args.out}: {err.strerror or err}")
+        return _fail(f"--out {args.out}: cannot write ({err.strerror or err})")
     total = sum(summary.counts.values())
     print(f"wrote {summary.out_dir} ({total} messages in bag/, {sum(summary.timings_s.values()):.1f} s)")
     return 0

@@ -321,6 +321,8 @@ def _opencv_unproject(camera: CameraSpec, xd: Tensor, yd: Tensor) -> tuple[Tenso
         rd_max = float(_opencv_radial_map(torch.tensor(r_max, dtype=torch.float64), k)[0])
         reach = rd_max + 3 * (abs(k[2]) + abs(k[3])) * r_max * r_max
         active = torch.nonzero(rd <= reach * (1 + 1e-9)).reshape(-1)
+        if k[2] == 0 and k[3] == 0:  # radial only: the radial inverse is already exact
+            active = active[:0]
         ea, eb, ep, eq = a[active], b[active], pd[active], qd[active]
         for _ in range(_NEWTON_MAX_ITERS):
             fx_, fy_, (jxa, jxb, jya, jyb) = _opencv_distort(ea, eb, k, jacobian=True)

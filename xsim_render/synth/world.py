@@ -34,7 +34,7 @@ from .presets import StreetParams, street_params
 
 LANE_WIDTH = 3.5
 ROAD_HALF_WIDTH = 6.0          # two lanes plus a 2.5 m parking strip on each side
-SIDEWALK_OUTER = 9.0           # sidewalks span 6..9 m from a road's centre line
+SIDEWALK_OUTER = 9.5           # sidewalks span 6..9.5 m from a road's centre line, up to the buildings
 CURB_HEIGHT = 0.15
 BUILDING_FRONT = 9.5
 MARKING_HEIGHT = 0.005
@@ -364,7 +364,7 @@ def _sidewalk(parts: _Parts, x0: float, x1: float, y0: float, y1: float) -> None
 def _street_light(parts: _Parts, x: float, y: float, toward_road: np.ndarray, index: int) -> None:
     name = f"pole_{index}"
     top = CURB_HEIGHT + 6.0
-    parts.add(_cylinder((x, y, CURB_HEIGHT), 0.09, 6.0, 10), "pole", name)
+    parts.add(_cylinder((x, y, CURB_HEIGHT), 0.09, 6.0, 8), "pole", name)
     d = np.asarray(toward_road, dtype=np.float64)
     yaw = math.atan2(d[1], d[0])
     parts.add(_box((x + 0.6 * d[0], y + 0.6 * d[1], top - 0.08), (1.2, 0.1, 0.1), yaw), "pole", name)
@@ -392,12 +392,12 @@ def _traffic_sign(parts: _Parts, x: float, y: float) -> None:
 
 
 def _ground(parts: _Parts, ext: _Extent, footprints: list[tuple[float, ...]], back: float) -> None:
-    """Ground tiles (6 m) on the blocks around the streets, except tiles wholly under a building."""
+    """Ground tiles (2 m) in a band `back` deep behind the sidewalks, except tiles wholly under a building
+    (what remains is seen through the gaps between buildings)."""
     s = SIDEWALK_OUTER
-    blocks = [(ext.x_min - 20, ext.x_max + 20, -s - back, -s), (ext.x_min - 20, -s, s, ext.y_max + back),
-              (s, ext.x_max + 20, s, ext.y_max + back), (-s, s, ext.y_max, ext.y_max + back),
-              (ext.x_min - 20, ext.x_min, -s, s), (ext.x_max, ext.x_max + 20, -s, s)]
-    tile = 6.0
+    blocks = [(ext.x_min, ext.x_max, -s - back, -s), (ext.x_min, -s, s, s + back), (s, ext.x_max, s, s + back),
+              (-s - back, -s, s + back, ext.y_max), (s, s + back, s + back, ext.y_max)]
+    tile = 2.0
     for x0, x1, y0, y1 in blocks:
         for xa in np.arange(x0, x1 - 1e-9, tile):
             for ya in np.arange(y0, y1 - 1e-9, tile):
@@ -535,7 +535,7 @@ def generate_world(preset: str = "small", seed: int = 0, duration: float = 3.0) 
     _sidewalk(parts, -s, -h, h, ext.y_max)
     _sidewalk(parts, h, s, h, ext.y_max)
     footprints = _buildings(rng, p, parts, ext)
-    _ground(parts, ext, footprints, p.building_depth[1] + 6.0)
+    _ground(parts, ext, footprints, p.building_depth[1] + 1.0)
     shelter_x = rng.uniform(3.0, 8.0)
     _bus_shelter(parts, shelter_x)
     _traffic_sign(parts, -7.0, -6.6)
