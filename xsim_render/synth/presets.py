@@ -38,10 +38,10 @@ class StreetParams:
 STREETS = {
     "small": StreetParams(arm_margin=25.0, min_arm=35.0, building_width=(10.0, 18.0), building_depth=(8.0, 12.0),
                           building_height=(5.0, 12.0), building_gap=(1.0, 4.0), parked_cars=4, pole_spacing=20.0,
-                          twin_spacing=0.5, extra_actors=False),
+                          twin_spacing=0.8, extra_actors=False),
     "default": StreetParams(arm_margin=45.0, min_arm=70.0, building_width=(8.0, 20.0), building_depth=(8.0, 14.0),
                             building_height=(6.0, 20.0), building_gap=(0.5, 3.0), parked_cars=10, pole_spacing=18.0,
-                            twin_spacing=0.5, extra_actors=True),
+                            twin_spacing=0.8, extra_actors=True),
 }
 
 

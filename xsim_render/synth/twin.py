@@ -7,8 +7,9 @@ patch's edges, keeping the lattice points that fall inside its triangles. Every 
 the normal (std NORMAL_SCALE), with tangent stds K_TANGENT * (h_u, h_v). With these constants a ray through the
 interior of a patch keeps at most ~3 % transmittance after it, and the transmittance 0.5 contour (LiDAR median
 distance) lies on the patch's edges. The target spacing of a patch is
-    h = clip(min(object size / SIZE_DIVISOR, texture_scale / 2), spacing / 8, spacing)
-with the object's bounding-box diagonal as its size (small objects, fine textures: denser surfels).
+    h = clip(min(object size / divisor, texture_scale / 2), spacing / 8, spacing)
+with the object's bounding-box diagonal as its size and divisor SIZE_DIVISOR for static objects,
+ACTOR_SIZE_DIVISOR for actors (small objects, actors and fine textures get denser surfels).
 
 Appearance. colour = the camera ground truth's lit albedo at the surfel (materials.lit_color: textured albedo
 times the fixed sun/ambient lighting, in the object's own frame); camera/LiDAR opacity 0.99 for opaque
@@ -44,7 +45,8 @@ EDGE_INSET = 0.9
 NORMAL_SCALE = 0.002
 OPAQUE_SIGMA = 0.99
 DEFAULT_SPACING = 0.5
-SIZE_DIVISOR = 25.0
+SIZE_DIVISOR = 25.0        # static objects: target spacing <= bounding-box diagonal / this
+ACTOR_SIZE_DIVISOR = 40.0  # moving actors (often close to the ego): finer
 VIEW_HEIGHTS = (0.3, 4.0)
 
 
@@ -144,14 +146,14 @@ def _surfels(mesh: trimesh.Trimesh, faces_mask: np.ndarray, labels: np.ndarray, 
 
 
 def _object_spacing(mesh: trimesh.Trimesh, face_object: np.ndarray, face_material: np.ndarray,
-                    materials: list[Material], spacing: float) -> np.ndarray:
+                    materials: list[Material], spacing: float, divisor: float) -> np.ndarray:
     """Target surfel spacing (F,) per face (see module doc)."""
     h = np.full(len(mesh.faces), spacing)
     tri = mesh.triangles
     for obj in np.unique(face_object):
         sel = face_object == obj
         pts = tri[sel].reshape(-1, 3)
-        h[sel] = min(spacing, float(np.linalg.norm(np.ptp(pts, 0))) / SIZE_DIVISOR)
+        h[sel] = min(spacing, float(np.linalg.norm(np.ptp(pts, 0))) / divisor)
     tex = np.array([m.texture_scale / 2.0 if m.texture else np.inf for m in materials])
     return np.clip(np.minimum(h, tex[face_material]), spacing / 8.0, spacing)
 
@@ -205,7 +207,8 @@ def _logit(p: np.ndarray) -> np.ndarray:
 def _part(mesh: trimesh.Trimesh, face_material: np.ndarray, face_object: np.ndarray, faces_mask: np.ndarray,
           materials: list[Material], spacing: float, actor_id: int) -> dict[str, np.ndarray]:
     """Surfel attributes of one mesh (in its own frame)."""
-    h = _object_spacing(mesh, face_object, face_material, materials, spacing)
+    divisor = SIZE_DIVISOR if actor_id < 0 else ACTOR_SIZE_DIVISOR
+    h = _object_spacing(mesh, face_object, face_material, materials, spacing, divisor)
     labels = face_object.astype(np.int64) * (len(materials) + 1) + face_material
     means, rots, stds, faces = _surfels(mesh, faces_mask, labels, h)
     mat = face_material[faces]

@@ -391,40 +391,44 @@ def _traffic_sign(parts: _Parts, x: float, y: float) -> None:
     parts.add(_box((x - 0.07, y, CURB_HEIGHT + 1.95), (0.04, 0.7, 0.7)), "sign", "sign")
 
 
-def _ground(parts: _Parts, ext: _Extent, footprints: list[tuple[float, ...]], back: float) -> None:
-    """Ground tiles (2 m) in a band `back` deep behind the sidewalks, except tiles wholly under a building
-    (what remains is seen through the gaps between buildings)."""
-    s = SIDEWALK_OUTER
-    blocks = [(ext.x_min, ext.x_max, -s - back, -s), (ext.x_min, -s, s, s + back), (s, ext.x_max, s, s + back),
-              (-s - back, -s, s + back, ext.y_max), (s, s + back, s + back, ext.y_max)]
-    tile = 2.0
-    for x0, x1, y0, y1 in blocks:
-        for xa in np.arange(x0, x1 - 1e-9, tile):
-            for ya in np.arange(y0, y1 - 1e-9, tile):
-                xb, yb = min(xa + tile, x1), min(ya + tile, y1)
-                if any(f[0] <= xa and xb <= f[1] and f[2] <= ya and yb <= f[3] for f in footprints):
-                    continue
-                parts.add(_rect_z(xa, xb, ya, yb, 0.0), "ground", "ground")
+def _ground(parts: _Parts, rows: list[tuple[list[tuple[float, ...]], bool, float, float]], corner: float) -> None:
+    """Ground in the gaps between neighbouring buildings of each row (as deep as the deeper one + 1 m) and in the
+    junction's corners between the rows of the two streets (the only ground seen from the streets)."""
+    for footprints, along_x, front, outward in rows:
+        spans = sorted(((f[0], f[1]) if along_x else (f[2], f[3])) + (abs((f[3] - f[2]) if along_x else (f[1] - f[0])),)
+                       for f in footprints)
+        for (_, a_end, a_depth), (b_start, _, b_depth) in zip(spans, spans[1:]):
+            if b_start - a_end > 1e-3:
+                f0, f1 = sorted((front, front + outward * (max(a_depth, b_depth) + 1.0)))
+                rect = (a_end, b_start, f0, f1) if along_x else (f0, f1, a_end, b_start)
+                parts.add(_rect_z(*rect, 0.0), "ground", "ground")
+    fb = BUILDING_FRONT
+    for footprints, _, _, _ in rows[1:3]:
+        first = min(footprints, key=lambda f: min(abs(f[0]), abs(f[1])))
+        if corner - first[3] > 1e-3:
+            x0, x1 = (-corner, -fb) if first[0] < 0 else (fb, corner)
+            parts.add(_rect_z(x0, x1, first[3], corner, 0.0), "ground", "ground")
 
 
-def _buildings(rng: np.random.Generator, p: StreetParams, parts: _Parts, ext: _Extent) -> list[tuple[float, ...]]:
+def _buildings(rng: np.random.Generator, p: StreetParams, parts: _Parts, ext: _Extent) -> None:
+    """Rows of box buildings along both sides of both streets, a building closing the side road, and ground."""
     fb = BUILDING_FRONT
     corner = fb + p.building_depth[1] + 1.0
     rows = [
-        _frontage(rng, p, ext.x_min - 5.0, ext.x_max + 5.0, -fb, True, -1.0),
-        _frontage(rng, p, -fb, ext.x_min - 10, fb, True, 1.0),
-        _frontage(rng, p, fb, ext.x_max + 10, fb, True, 1.0),
-        _frontage(rng, p, corner, ext.y_max, -fb, False, -1.0),
-        _frontage(rng, p, corner, ext.y_max, fb, False, 1.0),
+        (_frontage(rng, p, ext.x_min - 5.0, ext.x_max + 5.0, -fb, True, -1.0), True, -fb, -1.0),
+        (_frontage(rng, p, -fb, ext.x_min - 10, fb, True, 1.0), True, fb, 1.0),
+        (_frontage(rng, p, fb, ext.x_max + 10, fb, True, 1.0), True, fb, 1.0),
+        (_frontage(rng, p, corner, ext.y_max, -fb, False, -1.0), False, -fb, -1.0),
+        (_frontage(rng, p, corner, ext.y_max, fb, False, 1.0), False, fb, 1.0),
     ]
-    footprints = [f for row in rows for f in row]
+    footprints = [f for row in rows for f in row[0]]
     footprints.append((-fb - 3.0, fb + 3.0, ext.y_max + 1.0, ext.y_max + 11.0, rng.uniform(*p.building_height)))
     styles = ["building_brick", "building_plaster", "building_concrete", "building_blue"]
     for i, (x0, x1, y0, y1, height) in enumerate(footprints):
         style = styles[int(rng.integers(len(styles)))]
         parts.add(_box(((x0 + x1) / 2, (y0 + y1) / 2, height / 2), (x1 - x0, y1 - y0, height)), style,
                   f"building_{i}")
-    return footprints
+    _ground(parts, rows, corner)
 
 
 def _parked_cars(rng: np.random.Generator, p: StreetParams, materials: list[Material], parts: _Parts,
@@ -527,15 +531,16 @@ def generate_world(preset: str = "small", seed: int = 0, duration: float = 3.0) 
     parts = _Parts(materials)
     h, s = ROAD_HALF_WIDTH, SIDEWALK_OUTER
     parts.add(_rect_z(ext.x_min, ext.x_max, -h, h, 0.0), "road", "road")
-    parts.add(_rect_z(-h, h, h, ext.y_max, 0.0), "road", "road")
+    # pieces of the same surface overlap a little instead of abutting (no seams in the Gaussian twin; coplanar
+    # overlaps of one material look the same to the ground truth whichever face a ray finds)
+    parts.add(_rect_z(-h, h, h - 1.0, ext.y_max, 0.0), "road", "road")
     _markings(parts, ext)
     _sidewalk(parts, ext.x_min, ext.x_max, -s, -h)
-    _sidewalk(parts, ext.x_min, -s, h, s)
-    _sidewalk(parts, s, ext.x_max, h, s)
+    _sidewalk(parts, ext.x_min, -h, h, s)
+    _sidewalk(parts, h, ext.x_max, h, s)
     _sidewalk(parts, -s, -h, h, ext.y_max)
     _sidewalk(parts, h, s, h, ext.y_max)
-    footprints = _buildings(rng, p, parts, ext)
-    _ground(parts, ext, footprints, p.building_depth[1] + 1.0)
+    _buildings(rng, p, parts, ext)
     shelter_x = rng.uniform(3.0, 8.0)
     _bus_shelter(parts, shelter_x)
     _traffic_sign(parts, -7.0, -6.6)
