@@ -10,7 +10,7 @@ PIP    := $(VENV)/bin/pip
 # (the local CPU wheel); PyPI mirrors carry newer ones.
 PIPC   := $(PIP) install -c constraints.txt
 
-.PHONY: all venv .venv test demo lint bench clean distclean
+.PHONY: all venv .venv test demo lint bench clean distclean check-kiss-icp
 .DEFAULT_GOAL := test
 
 all: lint test
@@ -52,3 +52,9 @@ clean:
 
 distclean: clean
 	rm -rf $(VENV)
+
+# LiDAR odometry check of a generated drive (issue bar: KISS-ICP drift < 2 %); kiss-icp is only needed here.
+# Usage: make check-kiss-icp DRIVE=out/drive
+check-kiss-icp: $(VENV)/.stamp
+	$(PIPC) kiss-icp==1.3.0
+	$(PY) scripts/check_kiss_icp.py $(DRIVE)
