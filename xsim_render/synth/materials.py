@@ -86,7 +86,7 @@ class Material:
         return d
 
     @staticmethod
-    def from_dict(d: dict[str, Any]) -> "Material":
+    def from_dict(d: dict[str, Any]) -> Material:
         return Material(**{**d, "albedo": tuple(d["albedo"])})
 
 

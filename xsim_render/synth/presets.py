@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 
 from ..errors import InputError
-from ..sensors.rig import CameraSpec, Extrinsics, LidarSpec, RollingShutter, Rig
+from ..sensors.rig import CameraSpec, Extrinsics, LidarSpec, Rig, RollingShutter
 
 PRESETS = ("small", "default")
 

@@ -2,7 +2,7 @@
 
 Surfels. Each planar patch (edge-connected coplanar triangles of one object and material, e.g. a box side or a
 road quad) gets a regular lattice in its own minimum-area rectangle frame (e1, e2 in the plane, e3 = normal):
-spacing h_u, h_v close to the patch's target spacing h, the outermost rows EDGE_INSET spacings inside the
+spacing h_u, h_v at most (and close to) the patch's target spacing h, the outermost rows EDGE_INSET spacings inside the
 patch's edges, keeping the lattice points that fall inside its triangles. Every surfel is a Gaussian flat along
 the normal (std NORMAL_SCALE), with tangent stds K_TANGENT * (h_u, h_v). With these constants a ray through the
 interior of a patch keeps at most ~3 % transmittance after it, and the transmittance 0.5 contour (LiDAR median
@@ -41,7 +41,7 @@ from .materials import Material, lit_colors
 from .world import World
 
 K_TANGENT = 0.65
-EDGE_INSET = 0.9
+EDGE_INSET = 0.5
 NORMAL_SCALE = 0.002
 OPAQUE_SIGMA = 0.99
 DEFAULT_SPACING = 0.5
@@ -84,9 +84,9 @@ def _plane_frame(tri: np.ndarray, normal: np.ndarray) -> tuple[np.ndarray, np.nd
 
 
 def _axis_lattice(lo: float, hi: float, h: float) -> tuple[np.ndarray, float]:
-    """Lattice coordinates on [lo, hi]: n points spaced s with EDGE_INSET * s margins at both ends."""
+    """Lattice coordinates on [lo, hi]: n points spaced s <= h with EDGE_INSET * s margins at both ends."""
     width = hi - lo
-    n = max(1, int(round(width / h - (2 * EDGE_INSET - 1))))
+    n = max(1, int(math.ceil(width / h - (2 * EDGE_INSET - 1) - 1e-9)))
     step = width / (n - 1 + 2 * EDGE_INSET)
     return lo + step * (EDGE_INSET + np.arange(n)), step
 
@@ -98,13 +98,11 @@ def _inside(points: np.ndarray, tri2: np.ndarray) -> np.ndarray:
         area = (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])
         if abs(area) < 1e-14:
             continue
-        s = np.sign(area)
-        tol = -1e-9 * abs(area)
-
-        def edge(p, q):
-            return s * ((q[0] - p[0]) * (points[:, 1] - p[1]) - (q[1] - p[1]) * (points[:, 0] - p[0]))
-
-        inside |= (edge(a, b) >= tol) & (edge(b, c) >= tol) & (edge(c, a) >= tol)
+        sign, tol = np.sign(area), -1e-9 * abs(area)
+        ok = np.ones(len(points), dtype=bool)
+        for p, q in ((a, b), (b, c), (c, a)):
+            ok &= sign * ((q[0] - p[0]) * (points[:, 1] - p[1]) - (q[1] - p[1]) * (points[:, 0] - p[0])) >= tol
+        inside |= ok
     return inside
 
 

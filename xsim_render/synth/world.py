@@ -43,7 +43,7 @@ EGO_RATE_HZ = 100.0
 ACTOR_RATE_HZ = 20.0
 ACTOR_MARGIN_S = 0.5
 CAR_SIZE = (4.5, 1.85, 1.5)
-PEDESTRIAN_SIZE = (0.6, 0.5, 1.75)
+PEDESTRIAN_SIZE = (0.5, 0.7, 1.75)
 TURN_LENGTH = 18.0             # arc length of the left turn (m)
 WORLD_FORMAT = "xsim-world"
 
@@ -191,7 +191,7 @@ class _Parts:
         self.face_object.append(np.full(len(f), self.names.index(obj), dtype=np.int32))
         self.count += len(v)
 
-    def add_parts(self, parts: "_Parts", rotation: np.ndarray, translation, obj: str) -> None:
+    def add_parts(self, parts: _Parts, rotation: np.ndarray, translation, obj: str) -> None:
         """Add another part list (e.g. a car built in its own frame) moved by (rotation, translation)."""
         mesh, mats, _, _ = parts.build()
         v = mesh.vertices @ rotation.T + np.asarray(translation, dtype=np.float64)
@@ -497,9 +497,9 @@ def _moving_actors(rng: np.random.Generator, p: StreetParams, materials: list[Ma
     ego_end_y = float(route.at_s(route.s_at_time(np.array([duration])))[1][0])
     vp = rng.uniform(1.1, 1.5)
     py0 = max(ego_end_y, 0.0) + 8.0 + vp * (duration + ACTOR_MARGIN_S)
-    sway = 0.08 * np.sin(2 * math.pi * 0.9 * times)
-    px, py = 7.5 + sway, py0 - vp * (times + ACTOR_MARGIN_S)
-    pyaw = np.arctan2(-vp * np.ones_like(times), 0.08 * 2 * math.pi * 0.9 * np.cos(2 * math.pi * 0.9 * times))
+    sway, rate = 0.05, 2 * math.pi * 0.9
+    px, py = 7.5 + sway * np.sin(rate * times), py0 - vp * (times + ACTOR_MARGIN_S)
+    pyaw = np.arctan2(-vp * np.ones_like(times), sway * rate * np.cos(rate * times))  # heading along the velocity
     actors.append(_actor(5, "pedestrian", _pedestrian_parts(materials),
                          _trajectory(times, px, py, CURB_HEIGHT + PEDESTRIAN_SIZE[2] / 2, pyaw)))
     needs = {"x_min": float(ox.min()) - 10.0, "x_max": float(cx.max()) + 10.0,
