@@ -41,7 +41,7 @@ from .materials import Material, lit_colors
 from .world import World
 
 K_TANGENT = 0.65
-EDGE_INSET = 0.5
+EDGE_INSET = 0.9
 NORMAL_SCALE = 0.002
 OPAQUE_SIGMA = 0.99
 DEFAULT_SPACING = 0.5
