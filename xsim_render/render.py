@@ -11,7 +11,6 @@ trajectories evaluated at the middle of the capture; an actor with no pose then 
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 
 import torch
@@ -21,12 +20,14 @@ from .motion.rigid import RigidMotion
 from .projection.footprint import project_gaussians
 from .projection.sensor_projection import CameraProjection, LidarProjection
 from .raster.attributes import gaussian_colors
+from .raster.composite import Composite
 from .raster.rasterize import GaussianFrames, rasterize
 from .scene.gaussians import GaussianScene
 from .sensors.rays import SensorRays, camera_rays, lidar_rays, sensor_motion
 from .sensors.rig import CameraSpec, LidarSpec
 from .tiling.camera_tiles import camera_tiles
 from .tiling.lidar_tiles import lidar_tiles
+from .tiling.pairs import TileAssignment
 
 
 def actor_motions(scene: GaussianScene, overrides: dict[int, RigidMotion] | None, t: float,
@@ -76,22 +77,40 @@ def _ray_outputs(rays: SensorRays, t_ref: float) -> dict[str, Tensor]:
             "ray_time": rays.times.to(torch.float64) + t_ref}
 
 
+def _capture(scene: GaussianScene, spec: CameraSpec | LidarSpec, ego: RigidMotion, t_start: float,
+             actors: dict[int, RigidMotion] | None, phase_modeling: bool = True
+             ) -> tuple[SensorRays, CameraProjection | LidarProjection, RigidMotion, GaussianFrames, TileAssignment]:
+    """Shared stages up to tiling, in seconds since t_start: rays, sensor motion, Gaussians in their frames,
+    footprints and tile lists. Returns (rays, projection, sensor, gaussians, assignment)."""
+    lidar = isinstance(spec, LidarSpec)
+    ego = replace(ego.to(scene.means.dtype), time=ego.time - t_start)
+    rays = lidar_rays(spec, ego, 0.0) if lidar else camera_rays(spec, ego, 0.0)
+    projection = LidarProjection(spec, 0.0) if lidar else CameraProjection(spec, 0.0)
+    sensor = sensor_motion(spec, ego)
+    g = gaussian_frames(scene, actor_motions(scene, actors, t_start + projection.t_mid, t_start), lidar=lidar)
+    fp = project_gaussians(g.means, g.rotations, g.log_scales.exp(), g.sigma, g.frame, g.bodies, sensor, projection,
+                           phase_modeling=phase_modeling)
+    if lidar:
+        assignment = lidar_tiles(spec, fp, len(scene), wrap=not phase_modeling)
+    else:
+        assignment = camera_tiles(spec, fp, len(scene))
+    return rays, projection, sensor, g, assignment
+
+
+def _rasterize(rays: SensorRays, assignment: TileAssignment, g: GaussianFrames, values: dict[str, Tensor]
+               ) -> Composite:
+    return rasterize(rays.origins.reshape(-1, 3), rays.directions.reshape(-1, 3), rays.times.reshape(-1),
+                     rays.valid.reshape(-1), assignment, g, values)
+
+
 def render_camera(scene: GaussianScene, camera: CameraSpec, ego: RigidMotion, t_start: float,
                   actors: dict[int, RigidMotion] | None = None) -> dict[str, Tensor]:
     """Render one rolling-shutter camera capture starting at t_start (s). Outputs (H,W[,3]) tensors."""
-    ego = replace(ego.to(scene.means.dtype), time=ego.time - t_start)
-    rays = camera_rays(camera, ego, 0.0)
-    projection = CameraProjection(camera, 0.0)
-    sensor = sensor_motion(camera, ego)
-    motions = actor_motions(scene, actors, t_start + projection.t_mid, t_start)
-    g = gaussian_frames(scene, motions, lidar=False)
-    fp = project_gaussians(g.means, g.rotations, g.log_scales.exp(), g.sigma, g.frame, g.bodies, sensor, projection)
-    assignment = camera_tiles(camera, fp, len(scene))
+    rays, projection, sensor, g, assignment = _capture(scene, camera, ego, t_start, actors)
     _, sensor_pos = sensor.pose_at(torch.tensor(projection.t_mid, dtype=scene.means.dtype))
     colors = gaussian_colors(scene, g.frame, g.bodies, sensor_pos, projection.t_mid)
     h, w = camera.height, camera.width
-    comp = rasterize(rays.origins.reshape(-1, 3), rays.directions.reshape(-1, 3), rays.times.reshape(-1),
-                     rays.valid.reshape(-1), assignment, g, _values(scene, colors, lidar=False))
+    comp = _rasterize(rays, assignment, g, _values(scene, colors, lidar=False))
     rgb = comp.values["rgb"].reshape(h, w, 3)
     if scene.camera_decoder is not None and scene.features is not None:
         rgb = scene.camera_decoder(comp.values["features"].reshape(h, w, -1), rays.directions_sensor, rgb)
@@ -109,19 +128,11 @@ def render_camera(scene: GaussianScene, camera: CameraSpec, ego: RigidMotion, t_
 def render_lidar(scene: GaussianScene, lidar: LidarSpec, ego: RigidMotion, t_start: float,
                  actors: dict[int, RigidMotion] | None = None, phase_modeling: bool = True) -> dict[str, Tensor]:
     """Render one spinning-LiDAR sweep starting at t_start (s). Organised outputs are (beams, columns)."""
-    ego = replace(ego.to(scene.means.dtype), time=ego.time - t_start)
-    rays = lidar_rays(lidar, ego, 0.0)
-    projection = LidarProjection(lidar, 0.0)
-    sensor = sensor_motion(lidar, ego)
-    motions = actor_motions(scene, actors, t_start + projection.t_mid, t_start)
-    g = gaussian_frames(scene, motions, lidar=True)
-    fp = project_gaussians(g.means, g.rotations, g.log_scales.exp(), g.sigma, g.frame, g.bodies, sensor, projection,
-                           phase_modeling=phase_modeling)
-    assignment = lidar_tiles(lidar, fp, len(scene), wrap=not phase_modeling)
-    comp = rasterize(rays.origins.reshape(-1, 3), rays.directions.reshape(-1, 3), rays.times.reshape(-1),
-                     rays.valid.reshape(-1), assignment, g, _values(scene, None, lidar=True))
+    rays, _, _, g, assignment = _capture(scene, lidar, ego, t_start, actors, phase_modeling)
+    comp = _rasterize(rays, assignment, g, _values(scene, None, lidar=True))
     shape = (lidar.beams, lidar.columns)
-    if scene.lidar_decoder is not None and scene.features is not None:
+    decoded = scene.lidar_decoder is not None and scene.features is not None
+    if decoded:
         intensity, drop_logit = scene.lidar_decoder(comp.values["features"], rays.directions_sensor.reshape(-1, 3))
         drop = torch.sigmoid(drop_logit).reshape(shape)
         intensity = intensity.reshape(shape)
@@ -131,7 +142,7 @@ def render_lidar(scene: GaussianScene, lidar: LidarSpec, ego: RigidMotion, t_sta
             else torch.zeros(shape, dtype=comp.alpha.dtype)
     median = comp.distance_median.reshape(shape)
     returns = torch.isfinite(median) & (median >= lidar.min_range) & (median <= lidar.max_range)
-    if scene.lidar_decoder is not None and scene.features is not None:
+    if decoded:
         returns &= drop < 0.5
     beam, column = returns.nonzero(as_tuple=True)
     order = torch.argsort(column * lidar.beams + beam)
@@ -145,7 +156,3 @@ def render_lidar(scene: GaussianScene, lidar: LidarSpec, ego: RigidMotion, t_sta
         "returns": returns,
     }
 
-
-def sweep_phase(lidar: LidarSpec, column: Tensor) -> Tensor:
-    """Phase (rad since the seam, in spin direction) of firing columns."""
-    return 2 * math.pi * (column + 0.5) / lidar.columns

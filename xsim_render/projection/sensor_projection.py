@@ -19,24 +19,34 @@ import torch
 from torch import Tensor
 
 from ..sensors import camera_models
-from ..sensors.rig import CameraSpec, LidarSpec
 from ..sensors.rays import camera_time_of_pixel
+from ..sensors.rig import CameraSpec, LidarSpec
+
+
+class _CaptureWindow:
+    """Start, end and middle (s) of one capture of a sensor whose spec has `capture_duration`."""
+
+    t_start: float
+
+    @property
+    def t_end(self) -> float:
+        return self.t_start + self.spec.capture_duration
+
+    @property
+    def t_mid(self) -> float:
+        return 0.5 * (self.t_start + self.t_end)
 
 
 @dataclass
-class CameraProjection:
+class CameraProjection(_CaptureWindow):
     """Camera model + rolling-shutter timing of one capture starting at t_start (s)."""
 
     camera: CameraSpec
     t_start: float
 
     @property
-    def t_end(self) -> float:
-        return self.t_start + self.camera.capture_duration
-
-    @property
-    def t_mid(self) -> float:
-        return 0.5 * (self.t_start + self.t_end)
+    def spec(self) -> CameraSpec:
+        return self.camera
 
     def project(self, x_sensor: Tensor, branch: float = math.pi) -> tuple[Tensor, Tensor]:
         return camera_models.project(self.camera, x_sensor)
@@ -50,19 +60,15 @@ class CameraProjection:
 
 
 @dataclass
-class LidarProjection:
+class LidarProjection(_CaptureWindow):
     """Spherical model of a spinning LiDAR sweep starting at t_start (s): coords (phase, elevation) in rad."""
 
     lidar: LidarSpec
     t_start: float
 
     @property
-    def t_end(self) -> float:
-        return self.t_start + self.lidar.capture_duration
-
-    @property
-    def t_mid(self) -> float:
-        return 0.5 * (self.t_start + self.t_end)
+    def spec(self) -> LidarSpec:
+        return self.lidar
 
     def project(self, x_sensor: Tensor, branch: float = math.pi) -> tuple[Tensor, Tensor]:
         x, y, z = x_sensor.unbind(-1)

@@ -10,7 +10,7 @@ from torch import Tensor
 from ..motion.rigid import RigidMotion
 from ..tiling.pairs import TileAssignment
 from .composite import Composite, composite
-from .response import alpha_of
+from .response import tile_response, whitening
 
 
 @dataclass
@@ -41,44 +41,12 @@ def rays_in_frames(origins: Tensor, directions: Tensor, times: Tensor, bodies: l
     return torch.stack(outs_o), torch.stack(outs_d)
 
 
-def whitening(gaussians: GaussianFrames) -> tuple[Tensor, Tensor]:
-    """Per Gaussian W = R S^-1 (N,3,3) and mu W (N,3): the whitened ray is (o W - mu W, d W)."""
-    whiten = gaussians.rotations * torch.exp(-gaussians.log_scales)[:, None, :]
-    return whiten, (gaussians.means[:, None, :] @ whiten).squeeze(1)
-
-
-def _tile_response(o_f: Tensor, d_f: Tensor, gaussians: GaussianFrames, white: tuple[Tensor, Tensor],
-                   cand: Tensor) -> tuple[Tensor, Tensor]:
-    """Hit distance t* and alpha (R,M) of the tile's rays (given in every frame, (F,R,3)) against candidates.
-
-    Rays share their frame for all Gaussians of one body, so the whitening x -> S^-1 R^T (x - mu) of all rays
-    against all of a body's candidates is one matrix product per body.
-    """
-    n_rays = o_f.shape[1]
-    t = o_f.new_zeros((n_rays, cand.numel()))
-    d2 = o_f.new_zeros((n_rays, cand.numel()))
-    frames = gaussians.frame[cand]
-    for f in torch.unique(frames).tolist():
-        local = (frames == f).nonzero().squeeze(1)
-        g = cand[local]
-        flat = white[0][g].permute(1, 0, 2).reshape(3, -1)                                  # (3, 3m)
-        offset = white[1][g]                                                                # (m,3)
-        o = (o_f[f] @ flat).reshape(n_rays, -1, 3) - offset
-        d = (d_f[f] @ flat).reshape(n_rays, -1, 3)
-        dd = (d * d).sum(-1).clamp_min(1e-30)
-        od = (o * d).sum(-1)
-        t[:, local] = -od / dd
-        d2[:, local] = ((o * o).sum(-1) - od * od / dd).clamp_min(0.0)
-    a = alpha_of(gaussians.sigma[cand], d2)
-    return t, torch.where(t > 0, a, torch.zeros_like(a))
-
-
 def rasterize(origins: Tensor, directions: Tensor, times: Tensor, valid: Tensor, assignment: TileAssignment,
               gaussians: GaussianFrames, values: dict[str, Tensor]) -> Composite:
     """Composite every ray (R,) against its tile's Gaussians; values name -> (N,C) per-Gaussian attributes."""
     n_rays = origins.shape[0]
     o_f, d_f = rays_in_frames(origins, directions, times, gaussians.bodies)
-    white = whitening(gaussians)
+    whiten, offset = whitening(gaussians.means, gaussians.rotations, gaussians.log_scales)
     dtype = origins.dtype
     out_values = {k: torch.zeros((n_rays, v.shape[-1]), dtype=dtype) for k, v in values.items()}
     alpha = torch.zeros(n_rays, dtype=dtype)
@@ -95,7 +63,8 @@ def rasterize(origins: Tensor, directions: Tensor, times: Tensor, valid: Tensor,
         rays = rays[valid[rays]]
         if rays.numel() == 0:
             continue
-        t, a = _tile_response(o_f[:, rays], d_f[:, rays], gaussians, white, cand)
+        t, a = tile_response(o_f[:, rays], d_f[:, rays], gaussians.frame[cand], whiten[cand], offset[cand],
+                             gaussians.sigma[cand])
         # keep, per ray, only the Gaussians that contribute (alpha >= 1/255, in front): a handful of the
         # tile's candidates; topk over the hit distance keeps them in front-to-back order
         live = a > 0

@@ -13,17 +13,35 @@ from torch import Tensor
 from ..constants import ALPHA_MAX, ALPHA_MIN
 
 
-def max_response(origins: Tensor, directions: Tensor, means: Tensor, rotations: Tensor, log_scales: Tensor
-                 ) -> tuple[Tensor, Tensor]:
-    """Distance t* (R,M) and squared Mahalanobis distance D2 (R,M) for rays (R,M,3) against Gaussians (M,...)."""
-    inv_scale = torch.exp(-log_scales)
-    o = ((origins - means)[..., None, :] @ rotations).squeeze(-2) * inv_scale
-    d = (directions[..., None, :] @ rotations).squeeze(-2) * inv_scale
-    dd = (d * d).sum(-1).clamp_min(1e-30)
-    od = (o * d).sum(-1)
-    t = -od / dd
-    d2 = ((o * o).sum(-1) - od * od / dd).clamp_min(0.0)
-    return t, d2
+def whitening(means: Tensor, rotations: Tensor, log_scales: Tensor) -> tuple[Tensor, Tensor]:
+    """Per Gaussian W = R S^-1 (N,3,3) and mu W (N,3): a ray (o, d) whitens to (o W - mu W, d W)."""
+    whiten = rotations * torch.exp(-log_scales)[:, None, :]
+    return whiten, (means[:, None, :] @ whiten).squeeze(1)
+
+
+def tile_response(origins: Tensor, directions: Tensor, frame: Tensor, whiten: Tensor, offset: Tensor,
+                  sigma: Tensor) -> tuple[Tensor, Tensor]:
+    """Hit distance t* and alpha (R,M) of R rays against M Gaussians.
+
+    origins/directions (F,R,3) are the rays expressed in every body frame; frame (M,) picks each Gaussian's
+    body; whiten/offset (M,3,3)/(M,3) come from `whitening`; sigma (M,) is the opacity. Rays share their
+    frame for all Gaussians of one body, so whitening all rays against a body's Gaussians is one matrix
+    product per body. alpha is 0 for Gaussians behind the origin (t* <= 0) or below 1/255.
+    """
+    n_rays = origins.shape[1]
+    t = origins.new_zeros((n_rays, frame.numel()))
+    d2 = origins.new_zeros((n_rays, frame.numel()))
+    for f in torch.unique(frame).tolist():
+        local = (frame == f).nonzero().squeeze(1)
+        flat = whiten[local].permute(1, 0, 2).reshape(3, -1)                # (3, 3m)
+        o = (origins[f] @ flat).reshape(n_rays, -1, 3) - offset[local]
+        d = (directions[f] @ flat).reshape(n_rays, -1, 3)
+        dd = (d * d).sum(-1).clamp_min(1e-30)
+        od = (o * d).sum(-1)
+        t[:, local] = -od / dd
+        d2[:, local] = ((o * o).sum(-1) - od * od / dd).clamp_min(0.0)
+    a = alpha_of(sigma, d2)
+    return t, torch.where(t > 0, a, torch.zeros_like(a))
 
 
 def alpha_of(sigma: Tensor, d2: Tensor) -> Tensor:
