@@ -19,35 +19,23 @@ from tqdm import tqdm
 
 from .errors import InputError
 from .io_utils import atomic_write, atomic_write_text
+from .motion.state import SceneState, state_to_dict
 from .render import render_camera, render_lidar
 from .scene.io import load_scene, save_scene
 from .sensors.rig import load_rig
+from .synth.presets import default_rig
+from .synth.twin import world_to_gaussians
+from .synth.world import World, generate_world
 from .viz.images import bird_eye_view, colorize, contact_sheet, range_image, save_png
 
 DEMO_PRESET, DEMO_SEED, DEMO_DURATION = "small", 0, 3.0
 
 
-def motion_to_state(t: float, ego, actors: dict) -> dict:
-    """STATE.yaml document for the given RigidMotions (world frame)."""
-    from .geometry import quaternion
-
-    def entry(m):
-        return {"position": m.position.tolist(), "rotation_wxyz": quaternion.from_matrix(m.rotation).tolist(),
-                "linear_velocity": m.linear_velocity.tolist(), "angular_velocity": m.angular_velocity.tolist()}
-
-    return {"time": t, "ego": entry(ego), "actors": [{"id": int(k), **entry(m)} for k, m in sorted(actors.items())]}
-
-
-def prepare(out: Path) -> tuple[Path, Path]:
-    """Build (once) the demo twin and rig in OUT; returns (scene dir, rig path)."""
-    from .synth.presets import default_rig
-    from .synth.twin import world_to_gaussians
-    from .synth.world import generate_world
-
+def prepare(out: Path, world: World) -> tuple[Path, Path]:
+    """Build (once) the demo world's twin and rig in OUT; returns (scene dir, rig path)."""
     scene_dir, rig_path = out / "scene", out / "rig.yaml"
     if not (scene_dir / "scene.yaml").exists():
-        print(f"building the demo world (preset {DEMO_PRESET}, seed {DEMO_SEED}) and its Gaussian twin ...")
-        world = generate_world(DEMO_PRESET, seed=DEMO_SEED, duration=DEMO_DURATION)
+        print(f"building the Gaussian twin of the demo world (preset {DEMO_PRESET}, seed {DEMO_SEED}) ...")
         save_scene(world_to_gaussians(world), scene_dir)
     if not rig_path.exists():
         default_rig(DEMO_PRESET).save(rig_path)
@@ -61,18 +49,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    world = generate_world(DEMO_PRESET, seed=DEMO_SEED, duration=DEMO_DURATION)
     try:
-        from .synth.world import generate_world
-
-        scene_dir, rig_path = prepare(out)
+        scene_dir, rig_path = prepare(out, world)
         scene, rig = load_scene(scene_dir), load_rig(rig_path)
-        world = generate_world(DEMO_PRESET, seed=DEMO_SEED, duration=DEMO_DURATION)
     except InputError as err:
         print(f"xsim demo: error: {err}", file=sys.stderr)
         return 2
     ego, actors = world.ego_motion(args.time), world.actor_motions(args.time)
-    atomic_write_text(out / "state.yaml", yaml.safe_dump(motion_to_state(args.time, ego, actors), sort_keys=False))
+    state = state_to_dict(SceneState(args.time, ego, actors))
+    atomic_write_text(out / "state.yaml", yaml.safe_dump(state, sort_keys=False))
     sheet = []
     for sensor in tqdm(rig.sensors, desc="rendering", unit="sensor"):
         start = time.perf_counter()

@@ -1,4 +1,4 @@
-"""Atomic file output: write to a temporary path beside the target, then rename."""
+"""File I/O shared by every stage: atomic output (temp path, then rename) and YAML input with one-line errors."""
 
 from __future__ import annotations
 
@@ -8,6 +8,22 @@ import tempfile
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import InputError
+
+
+def read_yaml(path: str | Path, what: str) -> Any:
+    """Parse a YAML file; unreadable or invalid files raise InputError naming the file and `what` it is."""
+    path = Path(path)
+    try:
+        return yaml.safe_load(path.read_text())
+    except OSError as err:
+        raise InputError(f"{path}: cannot read {what} ({err.strerror})") from None
+    except yaml.YAMLError as err:
+        raise InputError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
 
 
 def atomic_write_text(path: Path, text: str) -> None:

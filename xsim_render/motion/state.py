@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ..errors import InputError
+from ..geometry import quaternion
+from ..io_utils import read_yaml
 from .rigid import RigidMotion
 
 
@@ -78,11 +78,18 @@ def state_from_dict(data: Any, source: str = "state") -> SceneState:
 
 def load_state(path: str | Path) -> SceneState:
     """Load and validate a STATE.yaml file."""
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as err:
-        raise InputError(f"{path}: cannot read state file ({err.strerror})") from None
-    except yaml.YAMLError as err:
-        raise InputError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    data = read_yaml(path, "state file")
     return state_from_dict(data, str(path))
+
+
+def _motion_entry(m: RigidMotion) -> dict[str, list[float]]:
+    """STATE entry of a motion re-referenced at its own time (pose at m.time, world-frame velocities)."""
+    rot, pos = m.pose_at(m.time)
+    return {"position": pos.tolist(), "rotation_wxyz": quaternion.from_matrix(rot).tolist(),
+            "linear_velocity": m.linear_velocity.tolist(), "angular_velocity": m.angular_velocity.tolist()}
+
+
+def state_to_dict(state: SceneState) -> dict[str, Any]:
+    """STATE document (the inverse of state_from_dict) for motions given at state.time."""
+    return {"time": state.time, "ego": _motion_entry(state.ego),
+            "actors": [{"id": int(k), **_motion_entry(m)} for k, m in sorted(state.actors.items())]}

@@ -17,6 +17,7 @@ from torch import Tensor
 
 from ..errors import InputError
 from ..geometry import quaternion
+from ..io_utils import atomic_write_text, read_yaml
 
 CAMERA_MODELS = ("pinhole", "opencv", "fisheye")
 SHUTTER_DIRECTIONS = ("global", "top_to_bottom", "bottom_to_top", "left_to_right", "right_to_left")
@@ -150,8 +151,6 @@ class Rig:
 
     def save(self, path: str | Path) -> None:
         """Write the rig file atomically."""
-        from ..io_utils import atomic_write_text
-
         atomic_write_text(Path(path), yaml.safe_dump(self.to_dict(), sort_keys=False))
 
 
@@ -195,8 +194,8 @@ class _Checker:
             raise self.fail(key, f"must be one of {' | '.join(options)}")
         return value
 
-    def numbers(self, key: str, length: int | None = None, default: tuple | None = None, data=None) -> tuple[float, ...]:
-        data = self.data if data is None else data
+    def numbers(self, key: str, length: int | None = None, default: tuple | None = None) -> tuple[float, ...]:
+        data = self.data
         if key not in data:
             if default is None:
                 raise InputError(f"{self.where}: field '{key}': missing")
@@ -288,11 +287,5 @@ def rig_from_dict(data: Any, source: str = "rig") -> Rig:
 
 def load_rig(path: str | Path) -> Rig:
     """Load and validate a rig YAML file."""
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as err:
-        raise InputError(f"{path}: cannot read rig file ({err.strerror})") from None
-    except yaml.YAMLError as err:
-        raise InputError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    data = read_yaml(path, "rig file")
     return rig_from_dict(data, str(path))
