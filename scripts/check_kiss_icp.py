@@ -30,6 +30,7 @@ sys.path.insert(0, str(REPO))
 from xsim_render.rosio.bag import read_bag  # noqa: E402
 from xsim_render.rosio.messages import matrix_from_xyzw, stamp_ns  # noqa: E402
 from xsim_render.rosio.pointcloud import unpack_cloud  # noqa: E402
+from xsim_render.synth.validate import body_state, extrapolate  # noqa: E402
 
 
 def _se3(rot: np.ndarray, pos: np.ndarray) -> np.ndarray:
@@ -38,24 +39,12 @@ def _se3(rot: np.ndarray, pos: np.ndarray) -> np.ndarray:
     return out
 
 
-def _exp_so3(w: np.ndarray) -> np.ndarray:
-    theta = float(np.linalg.norm(w))
-    k = np.array([[0, -w[2], w[1]], [w[2], 0, -w[0]], [-w[1], w[0], 0]])
-    if theta < 1e-12:
-        return np.eye(3) + k
-    return np.eye(3) + np.sin(theta) / theta * k + (1 - np.cos(theta)) / theta**2 * (k @ k)
-
-
 def reference_pose(odometry: list, t_ns: int) -> np.ndarray:
     """T_map_base at t_ns from the nearest odometry message, extrapolated with its (body-frame) twist."""
     stamps = np.array([stamp_ns(m.header.stamp) for _, m in odometry])
     msg = odometry[int(np.argmin(np.abs(stamps - t_ns)))][1]
-    dt = (t_ns - stamp_ns(msg.header.stamp)) * 1e-9
-    rot = matrix_from_xyzw(msg.pose.pose.orientation)
-    p = msg.pose.pose.position
-    v = rot @ np.array([msg.twist.twist.linear.x, msg.twist.twist.linear.y, msg.twist.twist.linear.z])
-    w = rot @ np.array([msg.twist.twist.angular.x, msg.twist.twist.angular.y, msg.twist.twist.angular.z])
-    return _se3(_exp_so3(w * dt) @ rot, np.array([p.x, p.y, p.z]) + v * dt)
+    state = extrapolate(body_state(0.0, msg.pose.pose, msg.twist.twist), (t_ns - stamp_ns(msg.header.stamp)) * 1e-9)
+    return _se3(state.rotation, state.position)
 
 
 def static_extrinsic(tf_static: list, child: str) -> np.ndarray:

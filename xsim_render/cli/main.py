@@ -1,4 +1,4 @@
-"""`xsim` command line: subcommands render (and synth). Bad input: one line on stderr, exit code 2."""
+"""`xsim` command line: subcommands render and synth. Bad input: one line on stderr, exit code 2."""
 
 from __future__ import annotations
 
@@ -6,19 +6,14 @@ import argparse
 import sys
 
 from ..errors import InputError
-from . import render_cmd
+from . import render_cmd, synth_cmd
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="xsim", description="XSIM-ROS sensor simulator tools")
     sub = parser.add_subparsers(dest="command", required=True)
     render_cmd.add_parser(sub)
-    try:
-        from . import synth_cmd
-    except ImportError:  # the synthetic-world tools need optional packages (trimesh, embreex, rosbags)
-        synth_cmd = None
-    if synth_cmd is not None:
-        synth_cmd.add_parser(sub)
+    synth_cmd.add_parser(sub)
     return parser
 
 

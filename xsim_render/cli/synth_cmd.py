@@ -33,24 +33,19 @@ def _duration(text: str) -> float:
     return value
 
 
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
-    return value
+def _int_at_least(minimum: int):
+    """argparse type: an integer >= minimum."""
 
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {text!r}")
+        return value
 
-def _frames(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text!r}")
-    return value
+    return parse
 
 
 def _one_line_error(parser: argparse.ArgumentParser):
@@ -68,14 +63,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     mode = p.add_mutually_exclusive_group(required=True)
     mode.add_argument("--out", type=Path, metavar="DIR", help="output directory (bag/, rig.yaml, scene/, world/)")
     mode.add_argument("--validate", type=Path, metavar="DIR", help="render the twin of DIR and compare with its bag")
-    p.add_argument("--seed", type=_seed, default=0, help="world seed (default 0)")
+    p.add_argument("--seed", type=_int_at_least(0), default=0, help="world seed (default 0)")
     p.add_argument("--duration", type=_duration, default=3.0, help="drive length in seconds (default 3)")
     p.add_argument("--preset", choices=PRESETS, default="small", help="world and rig size (default small)")
     p.add_argument("--layout", choices=tuple(LAYOUTS), default="xyzircaedt", help="PointCloud2 layout")
     p.add_argument("--unorganized", action="store_true",
                    help="drop no-return points (is_dense) instead of organized beams x columns clouds")
     p.add_argument("--force", action="store_true", help="replace an existing non-empty --out directory")
-    p.add_argument("--frames", type=_frames, default=3, help="--validate: captures per sensor (default 3)")
+    p.add_argument("--frames", type=_int_at_least(1), default=3, help="--validate: captures per sensor (default 3)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.error = _one_line_error(p)  # type: ignore[method-assign]
     p.set_defaults(func=run)

@@ -59,23 +59,29 @@ def _fisheye_coefficients(distortion: tuple[float, ...]) -> tuple[float, ...]:
     return tuple(float(v) for v in distortion) + (0.0,) * (4 - len(distortion))
 
 
+def _opencv_radial(s: Tensor, k: tuple[float, ...]) -> tuple[Tensor, Tensor]:
+    """Numerator N(s) and denominator D(s) of the rational radial factor, s = r^2."""
+    k1, k2, _, _, k3, k4, k5, k6 = k
+    return 1 + s * (k1 + s * (k2 + s * k3)), 1 + s * (k4 + s * (k5 + s * k6))
+
+
+def _opencv_radial_slopes(s: Tensor, k: tuple[float, ...]) -> tuple[Tensor, Tensor]:
+    """dN/ds and dD/ds."""
+    k1, k2, _, _, k3, k4, k5, k6 = k
+    return k1 + s * (2 * k2 + s * 3 * k3), k4 + s * (2 * k5 + s * 3 * k6)
+
+
 def _opencv_bad(r: Tensor, k: tuple[float, ...]) -> Tensor:
     """True where the radial map g(r) = r N(r^2)/D(r^2) is not increasing (or its denominator is <= 0)."""
-    k1, k2, _, _, k3, k4, k5, k6 = k
     s = r * r
-    num = 1 + s * (k1 + s * (k2 + s * k3))
-    den = 1 + s * (k4 + s * (k5 + s * k6))
-    dnum = k1 + s * (2 * k2 + s * 3 * k3)
-    dden = k4 + s * (2 * k5 + s * 3 * k6)
+    (num, den), (dnum, dden) = _opencv_radial(s, k), _opencv_radial_slopes(s, k)
     # g'(r) D^2 = N D + 2 s (N' D - N D'), same sign as g' where D > 0
     return (den <= 0) | (num * den + 2 * s * (dnum * den - num * dden) <= 0)
 
 
 def _fisheye_bad(theta: Tensor, k: tuple[float, ...]) -> Tensor:
     """True where theta_d(theta) is not increasing."""
-    k1, k2, k3, k4 = k
-    t2 = theta * theta
-    return 1 + t2 * (3 * k1 + t2 * (5 * k2 + t2 * (7 * k3 + t2 * 9 * k4))) <= 0
+    return _fisheye_map(theta, k)[1] <= 0
 
 
 def _first_bad(bad, upper: float) -> float:
@@ -128,18 +134,16 @@ def max_valid_radius(camera: CameraSpec) -> float:
 
 def _opencv_distort(a: Tensor, b: Tensor, k: tuple[float, ...], jacobian: bool = False):
     """Distorted normalized (x'', y'') of undistorted (a, b); with jacobian, also d(x'', y'')/d(a, b)."""
-    k1, k2, p1, p2, k3, k4, k5, k6 = k
+    p1, p2 = k[2], k[3]
     s = a * a + b * b
-    num = 1 + s * (k1 + s * (k2 + s * k3))
-    den = 1 + s * (k4 + s * (k5 + s * k6))
+    num, den = _opencv_radial(s, k)
     radial = num / den
     ab = a * b
     xd = a * radial + 2 * p1 * ab + p2 * (s + 2 * a * a)
     yd = b * radial + p1 * (s + 2 * b * b) + 2 * p2 * ab
     if not jacobian:
         return xd, yd
-    dnum = k1 + s * (2 * k2 + s * 3 * k3)
-    dden = k4 + s * (2 * k5 + s * 3 * k6)
+    dnum, dden = _opencv_radial_slopes(s, k)
     dradial = (dnum * den - num * dden) / (den * den)  # d radial / d s
     jxa = radial + 2 * a * a * dradial + 2 * p1 * b + 6 * p2 * a
     jxb = 2 * ab * dradial + 2 * p1 * a + 2 * p2 * b
@@ -150,12 +154,8 @@ def _opencv_distort(a: Tensor, b: Tensor, k: tuple[float, ...], jacobian: bool =
 
 def _opencv_radial_map(r: Tensor, k: tuple[float, ...]) -> tuple[Tensor, Tensor]:
     """g(r) = r radial(r^2) and g'(r) (radial part only)."""
-    k1, k2, _, _, k3, k4, k5, k6 = k
     s = r * r
-    num = 1 + s * (k1 + s * (k2 + s * k3))
-    den = 1 + s * (k4 + s * (k5 + s * k6))
-    dnum = k1 + s * (2 * k2 + s * 3 * k3)
-    dden = k4 + s * (2 * k5 + s * 3 * k6)
+    (num, den), (dnum, dden) = _opencv_radial(s, k), _opencv_radial_slopes(s, k)
     radial = num / den
     return r * radial, radial + 2 * s * (dnum * den - num * dden) / (den * den)
 

@@ -37,9 +37,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 import yaml
 
 from ..errors import InputError
+from ..geometry import so3
 from ..io_utils import atomic_directory
 from ..rosio.bag import read_bag
 from ..rosio.image import float_from_image
@@ -78,7 +80,7 @@ def _vec(v: Any) -> np.ndarray:
     return np.array([v.x, v.y, v.z], dtype=np.float64)
 
 
-def _body_state(t: float, pose: Any, twist: Any) -> BodyState:
+def body_state(t: float, pose: Any, twist: Any) -> BodyState:
     """Pose message + twist in the body frame -> world-frame velocities."""
     rot = matrix_from_xyzw(pose.orientation)
     return BodyState(t, rot, _vec(pose.position), rot @ _vec(twist.linear), rot @ _vec(twist.angular))
@@ -88,19 +90,11 @@ def _nearest(stamps: np.ndarray, ns: int) -> int:
     return int(np.argmin(np.abs(stamps - ns)))
 
 
-def _exp_so3(w: np.ndarray) -> np.ndarray:
-    """Rotation matrix of a rotation vector (rad)."""
-    theta = float(np.linalg.norm(w))
-    k = np.array([[0.0, -w[2], w[1]], [w[2], 0.0, -w[0]], [-w[1], w[0], 0.0]])
-    if theta < 1e-12:
-        return np.eye(3) + k
-    return np.eye(3) + math.sin(theta) / theta * k + (1.0 - math.cos(theta)) / theta**2 * (k @ k)
-
-
 def extrapolate(state: BodyState, t: float) -> BodyState:
     """The same constant-velocity motion re-referenced at time t: R = Exp(w dt) R0, p = p0 + v dt."""
     dt = t - state.time
-    return BodyState(t, _exp_so3(state.angular_velocity * dt) @ state.rotation,
+    turn = so3.exp(torch.from_numpy(np.asarray(state.angular_velocity * dt, dtype=np.float64))).numpy()
+    return BodyState(t, turn @ state.rotation,
                      state.position + state.linear_velocity * dt, state.linear_velocity, state.angular_velocity)
 
 
@@ -112,7 +106,7 @@ def state_document(odometry: list[tuple[int, Any]], actors: list[tuple[int, Any]
     t = export.world_time(ns)
     odo_stamps = np.array([stamp_ns(msg.header.stamp) for _, msg in odometry])
     odo = odometry[_nearest(odo_stamps, ns)][1]
-    ego = _body_state(export.world_time(stamp_ns(odo.header.stamp)), odo.pose.pose, odo.twist.twist)
+    ego = body_state(export.world_time(stamp_ns(odo.header.stamp)), odo.pose.pose, odo.twist.twist)
     doc: dict[str, Any] = {"time": t, "ego": extrapolate(ego, t).as_dict(), "actors": []}
     if actors:
         act_stamps = np.array([stamp_ns(msg.header.stamp) for _, msg in actors])
@@ -120,7 +114,7 @@ def state_document(odometry: list[tuple[int, Any]], actors: list[tuple[int, Any]
         ta = export.world_time(stamp_ns(arr.header.stamp))
         for a in arr.actors:
             entry: dict[str, Any] = {"id": int(a.id) if a.id.isdigit() else a.id, "category": a.category}
-            entry.update(extrapolate(_body_state(ta, a.pose, a.twist), t).as_dict())
+            entry.update(extrapolate(body_state(ta, a.pose, a.twist), t).as_dict())
             entry["size"] = _floats(_vec(a.size))
             doc["actors"].append(entry)
     return doc
