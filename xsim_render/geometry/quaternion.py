@@ -48,12 +48,15 @@ def from_matrix(m: Tensor) -> Tensor:
     """wxyz unit quaternion (w >= 0) of a rotation matrix (..., 3, 3)."""
     m00, m11, m22 = m[..., 0, 0], m[..., 1, 1], m[..., 2, 2]
     trace = m00 + m11 + m22
+    def col(i: int, j: int) -> Tensor:
+        return m[..., i, j]
+
     candidates = torch.stack(
         (
-            torch.stack((1 + trace, m[..., 2, 1] - m[..., 1, 2], m[..., 0, 2] - m[..., 2, 0], m[..., 1, 0] - m[..., 0, 1]), -1),
-            torch.stack((m[..., 2, 1] - m[..., 1, 2], 1 + m00 - m11 - m22, m[..., 0, 1] + m[..., 1, 0], m[..., 0, 2] + m[..., 2, 0]), -1),
-            torch.stack((m[..., 0, 2] - m[..., 2, 0], m[..., 0, 1] + m[..., 1, 0], 1 - m00 + m11 - m22, m[..., 1, 2] + m[..., 2, 1]), -1),
-            torch.stack((m[..., 1, 0] - m[..., 0, 1], m[..., 0, 2] + m[..., 2, 0], m[..., 1, 2] + m[..., 2, 1], 1 - m00 - m11 + m22), -1),
+            torch.stack((1 + trace, col(2, 1) - col(1, 2), col(0, 2) - col(2, 0), col(1, 0) - col(0, 1)), -1),
+            torch.stack((col(2, 1) - col(1, 2), 1 + m00 - m11 - m22, col(0, 1) + col(1, 0), col(0, 2) + col(2, 0)), -1),
+            torch.stack((col(0, 2) - col(2, 0), col(0, 1) + col(1, 0), 1 - m00 + m11 - m22, col(1, 2) + col(2, 1)), -1),
+            torch.stack((col(1, 0) - col(0, 1), col(0, 2) + col(2, 0), col(1, 2) + col(2, 1), 1 - m00 - m11 + m22), -1),
         ),
         dim=-2,
     )

@@ -34,7 +34,7 @@ class RigidMotion:
     def from_values(
         position, rotation_wxyz, linear_velocity=(0.0, 0.0, 0.0), angular_velocity=(0.0, 0.0, 0.0),
         time: float = 0.0, dtype: torch.dtype = torch.float64,
-    ) -> "RigidMotion":
+    ) -> RigidMotion:
         """Build from plain sequences (quaternion wxyz, normalised here)."""
         q = torch.as_tensor(rotation_wxyz, dtype=dtype)
         return RigidMotion(
@@ -43,10 +43,10 @@ class RigidMotion:
         )
 
     @staticmethod
-    def identity(dtype: torch.dtype = torch.float64) -> "RigidMotion":
+    def identity(dtype: torch.dtype = torch.float64) -> RigidMotion:
         return RigidMotion.from_values((0, 0, 0), (1, 0, 0, 0), dtype=dtype)
 
-    def to(self, dtype: torch.dtype) -> "RigidMotion":
+    def to(self, dtype: torch.dtype) -> RigidMotion:
         cast = (lambda x: None if x is None else x.to(dtype))
         return RigidMotion(self.rotation.to(dtype), self.position.to(dtype), self.linear_velocity.to(dtype),
                            self.angular_velocity.to(dtype), self.time, cast(self.mount_rotation),
@@ -63,7 +63,7 @@ class RigidMotion:
             rot = rot @ self.mount_rotation
         return rot, pos
 
-    def mounted(self, rotation: Tensor, translation: Tensor) -> "RigidMotion":
+    def mounted(self, rotation: Tensor, translation: Tensor) -> RigidMotion:
         """Motion of a frame rigidly attached to this body at pose (rotation, translation) in the body frame.
 
         Exactly T_world_child(t) = T_world_body(t) * T_body_child (CONVENTIONS: sensors ride the ego), so the

@@ -40,13 +40,13 @@ class Footprints:
     distance: Tensor
 
     @staticmethod
-    def empty(dtype: torch.dtype) -> "Footprints":
+    def empty(dtype: torch.dtype) -> Footprints:
         lo = torch.zeros((0, 2), dtype=dtype)
         return Footprints(torch.zeros(0, dtype=torch.long), lo, lo.clone(), torch.zeros(0, dtype=torch.bool),
                           torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=dtype))
 
     @staticmethod
-    def cat(parts: list["Footprints"], dtype: torch.dtype = torch.float32) -> "Footprints":
+    def cat(parts: list[Footprints], dtype: torch.dtype = torch.float32) -> Footprints:
         if not parts:
             return Footprints.empty(dtype)
         return Footprints(*(torch.cat([getattr(p, f) for p in parts], 0) for f in

@@ -32,7 +32,7 @@ class Trajectory:
         if k > 1 and not bool((self.times[1:] > self.times[:-1]).all()):
             raise ValueError("Trajectory: times must be strictly increasing")
 
-    def to(self, dtype: torch.dtype) -> "Trajectory":
+    def to(self, dtype: torch.dtype) -> Trajectory:
         return Trajectory(self.times.to(dtype), self.positions.to(dtype), self.rotations.to(dtype))
 
     def covers(self, t: float) -> bool:
@@ -86,6 +86,6 @@ class Actor:
     category: str = "vehicle"
     size: Tensor | None = None
 
-    def to(self, dtype: torch.dtype) -> "Actor":
+    def to(self, dtype: torch.dtype) -> Actor:
         size = None if self.size is None else self.size.to(dtype)
         return Actor(self.id, self.trajectory.to(dtype), self.category, size)

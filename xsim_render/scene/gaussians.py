@@ -74,7 +74,7 @@ class GaussianScene:
     def sigma_lidar(self) -> Tensor:
         return torch.sigmoid(self.opacity_lidar)
 
-    def to(self, dtype: torch.dtype) -> "GaussianScene":
+    def to(self, dtype: torch.dtype) -> GaussianScene:
         """Copy with float tensors (Gaussians, sky, decoders) cast to dtype; ids stay int64."""
         changes = {}
         for f in fields(self):
@@ -90,13 +90,13 @@ class GaussianScene:
             changes["lidar_decoder"] = self.lidar_decoder.to(dtype)
         return replace(self, **changes)
 
-    def subset(self, index: Tensor) -> "GaussianScene":
+    def subset(self, index: Tensor) -> GaussianScene:
         """Scene with only the selected Gaussians (same actors, sky and decoders)."""
         changes = {n: getattr(self, n)[index] for n in self.TENSOR_FIELDS if getattr(self, n) is not None}
         return replace(self, **changes)
 
     @staticmethod
-    def concatenate(scenes: list["GaussianScene"]) -> "GaussianScene":
+    def concatenate(scenes: list[GaussianScene]) -> GaussianScene:
         """Join scenes Gaussian-wise; actors are merged, sky and decoders taken from the first scene."""
         first = scenes[0]
         changes = {}

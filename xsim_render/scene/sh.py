@@ -20,7 +20,8 @@ def sh_color(base_color: Tensor, sh_rest: Tensor | None, directions: Tensor) -> 
         return base_color.clamp_min(0.0)
     x, y, z = directions.unbind(-1)
     k = sh_rest.shape[1]
-    rgb = base_color - C1 * y[:, None] * sh_rest[:, 0] + C1 * z[:, None] * sh_rest[:, 1] - C1 * x[:, None] * sh_rest[:, 2]
+    rgb = (base_color - C1 * y[:, None] * sh_rest[:, 0] + C1 * z[:, None] * sh_rest[:, 1]
+           - C1 * x[:, None] * sh_rest[:, 2])
     if k > 3:
         xx, yy, zz, xy, yz, xz = x * x, y * y, z * z, x * y, y * z, x * z
         basis2 = (C2[0] * xy, C2[1] * yz, C2[2] * (2 * zz - xx - yy), C2[3] * xz, C2[4] * (xx - yy))

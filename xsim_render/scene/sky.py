@@ -20,7 +20,7 @@ class Sky:
     color: Tensor | None = None
     environment: Tensor | None = None
 
-    def to(self, dtype: torch.dtype) -> "Sky":
+    def to(self, dtype: torch.dtype) -> Sky:
         cast = (lambda x: None if x is None else x.to(dtype))
         return Sky(cast(self.color), cast(self.environment))
 
