@@ -1,7 +1,9 @@
 """Response of a 3D Gaussian along a ray, evaluated at its point of maximum response (3DGUT / 3DGRT).
 
 In the Gaussian's whitened frame (x_w = S^-1 R^T (x - mu)) the ray o + t d becomes o' + t d' and
-    t* = -(o'.d') / (d'.d'),   D2 = |o'|^2 - (o'.d')^2 / (d'.d'),   rho = sigma exp(-D2 / 2).
+    t* = -(o'.d') / (d'.d'),   D2 = |o' + t* d'|^2 = |o'|^2 - (o'.d')^2 / (d'.d'),   rho = sigma exp(-D2 / 2).
+D2 is computed from the residual vector o' + t* d', never from the difference of squares, which cancels
+catastrophically in float32 for flat Gaussians seen from far away (|o'| ~ distance / thinnest scale).
 t* is the distance along the ray in metres when d is a unit vector of the frame the Gaussian lives in.
 """
 
@@ -38,8 +40,11 @@ def tile_response(origins: Tensor, directions: Tensor, frame: Tensor, whiten: Te
         d = (directions[f] @ flat).reshape(n_rays, -1, 3)
         dd = (d * d).sum(-1).clamp_min(1e-30)
         od = (o * d).sum(-1)
-        t[:, local] = -od / dd
-        d2[:, local] = ((o * o).sum(-1) - od * od / dd).clamp_min(0.0)
+        tl = -od / dd
+        t[:, local] = tl
+        # |o' + t* d'|^2, not |o'|^2 - (o'.d')^2/(d'.d'): with thin surfels far away |o'|^2 reaches 1e9 and
+        # the difference loses every digit in float32
+        d2[:, local] = ((o + tl[..., None] * d) ** 2).sum(-1)
     a = alpha_of(sigma, d2)
     return t, torch.where(t > 0, a, torch.zeros_like(a))
 
