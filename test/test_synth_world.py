@@ -12,6 +12,7 @@ from scipy.spatial import ConvexHull
 
 from xsim_render.errors import InputError
 from xsim_render.synth import presets
+from xsim_render.synth.traffic import LAUNCH_S
 from xsim_render.synth.world import CAR_SIZE, ROAD_HALF_WIDTH, World, generate_world, load_world, save_world
 
 EGO_BOX = (-1.0, 3.7, 0.95)  # base_link footprint: rear, front (m along x), half width
@@ -54,7 +55,8 @@ def test_world_has_every_required_element(small: World) -> None:
         assert material in used, material
     assert any(n.startswith("building") for n in used)
     objects = {re.sub(r"_\d+$", "", small.object_names[i]) for i in np.unique(small.static_face_object)}
-    for obj in ("road", "lane_marking", "sidewalk", "building", "pole", "parked_car", "glass", "bus_shelter"):
+    for obj in ("road", "lane_marking", "sidewalk", "building", "pole", "parked_car", "glass", "bus_shelter", "tree",
+                    "bin", "forecourt"):
         assert obj in objects, obj
     glass = names["glass"]
     assert 0 < glass.camera_transparency < 1 and 0 < glass.lidar_transparency < 1
@@ -90,10 +92,15 @@ def test_ego_drive_speed_turn_and_road(preset: str, duration: float) -> None:
     t, p = traj.times.numpy(), traj.positions.numpy()
     assert t[0] == 0.0 and abs(t[-1] - duration) < 1e-9 and np.all(np.diff(t) <= 0.02 + 1e-9)
     speed = np.linalg.norm(np.diff(p, axis=0), axis=1) / np.diff(t)
-    assert speed.min() >= 5.0 and speed.max() <= 15.0
+    mid = 0.5 * (t[1:] + t[:-1])
+    # a standing start, a smooth launch (no more than 6 m/s^2), then 5-15 m/s once launched
+    assert speed[0] < 0.05 and speed.max() <= 15.0
+    assert np.abs(np.diff(speed) / np.diff(mid)).max() < 6.0
+    assert np.all(speed[mid > LAUNCH_S] >= 5.0)
     rot, _, _ = traj.poses_at(traj.times)
     yaw = np.unwrap(np.arctan2(rot[:, 1, 0].numpy(), rot[:, 0, 0].numpy()))
-    assert yaw[-1] - yaw[0] > math.radians(80)
+    # the whole turn on long drives; a short drive (standing start) covers most of it
+    assert yaw[-1] - yaw[0] > math.radians(80 if duration > 5 else 65)
     if duration > 5:  # straight segments before and after the turn
         assert abs(yaw[1] - yaw[0]) < 1e-3 and abs(yaw[-1] - yaw[-2]) < 1e-3
     # base_link and the body corners stay on the road surface (main road |y| < 6, side road |x| < 6, y > 0)
@@ -107,7 +114,7 @@ def test_ego_drive_speed_turn_and_road(preset: str, duration: float) -> None:
     m = world.ego_motion(duration / 2)
     r, q, _ = traj.poses_at(torch.tensor([duration / 2], dtype=torch.float64))
     assert torch.allclose(m.rotation, r[0], atol=1e-12) and torch.allclose(m.position, q[0], atol=1e-12)
-    assert 5.0 <= float(m.linear_velocity.norm()) <= 15.0
+    assert (5.0 if duration / 2 > LAUNCH_S else 2.0) <= float(m.linear_velocity.norm()) <= 15.0
     late = world.ego_motion(duration + 0.05)
     assert torch.allclose(late.position, world.ego_motion(duration).position + 0.05 * late.linear_velocity, atol=1e-9)
 
@@ -203,5 +210,5 @@ def test_default_rig() -> None:
         assert lidar.beams == 32 and lidar.columns == 1024 and lidar.spin_rate_hz == 10.0
         assert np.all(np.diff(el) > 0) and abs(el[0] + 25) < 1e-3 and abs(el[-1] - 15) < 1e-3
         gaps = np.diff(el)
-        assert gaps[np.argmin(np.abs(el[:-1]))] < 0.5 < gaps.max()  # denser near the horizon
+        assert gaps[np.argmin(np.abs(el[:-1]))] < 0.75 and gaps.max() > 2.5 * gaps.min()  # denser near the horizon
         assert list(lidar.extrinsics.translation) == [0.0, 0.0, 1.9]

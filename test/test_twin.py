@@ -74,7 +74,7 @@ def test_static_surfels_lie_on_the_mesh_with_their_normal(small) -> None:
     assert np.all(np.abs(dist - 0.004) < 1e-4)
     assert np.all(np.abs(np.einsum("ij,ij->i", world.static_mesh.face_normals[face], normals)) > 1 - 1e-5)
     # roofs and backs of buildings (facing away from every road) carry no surfels
-    high_up = (normals[:, 2] > 0.9) & (means[:, 2] > 4.5)
+    high_up = (normals[:, 2] > 0.999) & (means[:, 2] > 4.5)  # flat roofs (tree crowns are tilted facets)
     assert not high_up.any()
 
 

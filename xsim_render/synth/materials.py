@@ -140,4 +140,8 @@ def standard_materials() -> list[Material]:
         Material("pedestrian", (0.25, 0.35, 0.55), "stripes", 0.4, dropout=0.01, texture_scale=0.25,
                  texture_contrast=0.25),
         Material("skin", (0.78, 0.6, 0.48), None, 0.4, dropout=0.01),
+        Material("bark", (0.33, 0.25, 0.18), None, 0.3, dropout=0.01),
+        Material("foliage", (0.28, 0.45, 0.2), "checker", 0.35, dropout=0.02, texture_scale=0.7,
+                 texture_contrast=0.12),
+        Material("bin", (0.18, 0.32, 0.22), None, 0.4, dropout=0.005),
     ]
