@@ -233,6 +233,12 @@ def test_end_to_end_generate(drive):
     lin = odo.twist.twist.linear
     assert lin.x > 0.1 and abs(lin.y) < 0.05 * lin.x  # forward in base_link
     assert len(msgs["/actors"][0][1].actors) >= 1
+    # the top-down map: a real picture (many colours), not an empty canvas
+    import matplotlib.image
+
+    overview = matplotlib.image.imread(drive / "world" / "overview.png")
+    assert overview.shape[0] > 300 and overview.shape[1] > 600
+    assert len(np.unique(overview[..., :3].reshape(-1, 3).round(2), axis=0)) > 50
     # a second run into the same non-empty directory is refused (without --force)
     proc = xsim("synth", "--out", str(drive), "--duration", "0.3", "--quiet", timeout=120)
     assert proc.returncode == 2 and "not empty" in proc.stderr

@@ -56,7 +56,7 @@ def test_world_has_every_required_element(small: World) -> None:
     assert any(n.startswith("building") for n in used)
     objects = {re.sub(r"_\d+$", "", small.object_names[i]) for i in np.unique(small.static_face_object)}
     for obj in ("road", "lane_marking", "sidewalk", "building", "pole", "parked_car", "glass", "bus_shelter", "tree",
-                    "bin", "forecourt"):
+                "bin", "forecourt"):
         assert obj in objects, obj
     glass = names["glass"]
     assert 0 < glass.camera_transparency < 1 and 0 < glass.lidar_transparency < 1
@@ -71,6 +71,32 @@ def test_world_has_every_required_element(small: World) -> None:
     assert max(categories["vehicle"]) > 10.0 and max(categories["pedestrian"]) > 2.0
     assert small.static_face_material.shape == (len(small.static_mesh.faces),)
     assert small.static_mesh.is_empty is False
+
+
+def test_street_is_not_a_corridor(small: World) -> None:
+    """What LiDAR odometry needs to see motion along a street: facades with relief (pilasters), fronts at
+    different setbacks, and objects standing on the sidewalks."""
+    mesh, names = small.static_mesh, small.object_names
+    fronts, relief = [], []
+    for k, name in enumerate(names):
+        if not name.startswith("building_"):
+            continue
+        faces = small.static_face_object == k
+        normals = mesh.face_normals[faces]
+        towards_main_road = np.abs(normals[:, 1]) > 0.999  # walls facing along y: main-road rows
+        if not towards_main_road.any():
+            continue
+        centers = mesh.triangles_center[faces][towards_main_road]
+        facing = np.sign(normals[towards_main_road, 1]) == -np.sign(centers[:, 1])  # facing the road
+        offsets = np.unique(np.abs(centers[facing, 1]).round(3))
+        if len(offsets):
+            fronts.append(offsets.min())
+            relief.append(len(offsets))
+    assert len(fronts) >= 6
+    assert max(fronts) - min(fronts) > 1.5          # setbacks vary
+    assert np.mean(np.array(relief) >= 2) > 0.8     # most facades: wall plane + pilaster fronts
+    stands = [n for n in names if re.match(r"(tree|bin|pole)_\d+$", n)]
+    assert len(stands) >= 10
 
 
 def test_textures_are_deterministic_and_vary() -> None:

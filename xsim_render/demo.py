@@ -1,13 +1,16 @@
 """`make demo`: render the bundled demo world's Gaussian twin from the bundled rig to PNGs.
 
 The demo world is the seeded synthetic street (`xsim synth`, preset small, seed 0); its Gaussian twin is built
-deterministically on first run and cached in OUT/scene. Outputs in OUT/: camera RGB, depth, LiDAR range
+deterministically on first run and cached in OUT/scene (rebuilt when the world generator or the rig
+changed). Outputs in OUT/: camera RGB, depth, LiDAR range
 image, bird's-eye view of the LiDAR points, a contact sheet, the .npz renders, rig.yaml and state.yaml.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -31,14 +34,30 @@ from .viz.images import bird_eye_view, colorize, contact_sheet, range_image, sav
 DEMO_PRESET, DEMO_SEED, DEMO_DURATION = "small", 0, 3.0
 
 
+def _fingerprint(world: World, rig_text: str) -> str:
+    """SHA-1 of what the cached twin and rig were built from (the world's meshes and materials, the rig)."""
+    h = hashlib.sha1()
+    for array in (world.static_mesh.vertices, world.static_mesh.faces, world.static_face_material):
+        h.update(np.ascontiguousarray(array).tobytes())
+    h.update(repr([m.to_dict() for m in world.materials]).encode())
+    h.update(rig_text.encode())
+    return h.hexdigest()
+
+
 def prepare(out: Path, world: World) -> tuple[Path, Path]:
-    """Build (once) the demo world's twin and rig in OUT; returns (scene dir, rig path)."""
-    scene_dir, rig_path = out / "scene", out / "rig.yaml"
-    if not (scene_dir / "scene.yaml").exists():
+    """Build the demo world's twin and rig in OUT, or reuse them when OUT/demo_cache.txt says they were built from
+    this same world and rig (a checkout with a changed world generator rebuilds); returns (scene dir, rig path)."""
+    scene_dir, rig_path, stamp = out / "scene", out / "rig.yaml", out / "demo_cache.txt"
+    rig_text = yaml.safe_dump(default_rig(DEMO_PRESET).to_dict(), sort_keys=False)
+    fingerprint = _fingerprint(world, rig_text)
+    cached = stamp.exists() and stamp.read_text().strip() == fingerprint
+    if not cached or not (scene_dir / "scene.yaml").exists() or not rig_path.exists():
         print(f"building the Gaussian twin of the demo world (preset {DEMO_PRESET}, seed {DEMO_SEED}) ...")
+        if scene_dir.exists():
+            shutil.rmtree(scene_dir)
         save_scene(world_to_gaussians(world), scene_dir)
-    if not rig_path.exists():
-        default_rig(DEMO_PRESET).save(rig_path)
+        atomic_write_text(rig_path, rig_text)
+        atomic_write_text(stamp, fingerprint + "\n")
     return scene_dir, rig_path
 
 

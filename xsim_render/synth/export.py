@@ -260,7 +260,8 @@ def write_drive_bag(path: Path, world: Any, rig: Rig, duration: float, *, layout
 
 def generate_drive(out_dir: str | Path, preset: str = "small", seed: int = 0, duration: float = 3.0,
                    layout: str = "xyzircaedt", progress: bool = True, organized: bool = True) -> DriveSummary:
-    """Generate a world and its drive, and write DIR/{bag, rig.yaml, scene, world, synth.yaml} atomically.
+    """Generate a world and its drive, and write DIR/{bag, rig.yaml, scene, world, synth.yaml} atomically
+    (world/overview.png is a top-down map of the world and the drive).
 
     An existing `out_dir` is replaced (callers decide whether that is allowed). Raises InputError for a bad
     layout or duration; errors from the generators propagate after the temporary directory is removed.
@@ -268,6 +269,7 @@ def generate_drive(out_dir: str | Path, preset: str = "small", seed: int = 0, du
     from ..scene.io import save_scene
     from . import groundtruth, presets, twin
     from . import world as worldgen
+    from .overview import save_overview
 
     if layout not in LAYOUTS:
         raise InputError(f"unknown layout {layout!r} (choose from {', '.join(LAYOUTS)})")
@@ -284,6 +286,7 @@ def generate_drive(out_dir: str | Path, preset: str = "small", seed: int = 0, du
         t0 = clock()
         rig.save(tmp / "rig.yaml")
         worldgen.save_world(world, tmp / "world")
+        save_overview(world, tmp / "world" / "overview.png")
         summary.timings_s["save_world"] = clock() - t0
         t0 = clock()
         save_scene(twin.world_to_gaussians(world), tmp / "scene")
