@@ -3,7 +3,8 @@
     .venv/bin/python bench/bench_synth.py [--preset small] [--duration 3] [--repeat 1]
 
 Times the stages of generate_drive (world generation, world save, Gaussian twin, bag = ground-truth rendering +
-packing + writing) in-process, prints a table and writes bench/results/synth.csv (one row per stage and run).
+packing + writing) in-process, prints a table and writes bench/results/synth.csv (one row per stage and run)
+and synth.png (the stages of the last run).
 """
 
 from __future__ import annotations
@@ -62,8 +63,33 @@ def main(argv: list[str] | None = None) -> int:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    print(f"wrote {args.out}")
+    png = args.out.with_suffix(".png")
+    _plot(rows, png, f"xsim synth --preset {args.preset} --duration {args.duration:g}  "
+                     f"({torch.get_num_threads()} threads, {platform.machine()})")
+    print(f"wrote {args.out} and {png}")
     return 0
+
+
+def _plot(rows: list[dict], path: Path, title: str) -> None:
+    """Horizontal bars: seconds per stage of the last run, with the 2-minute bar of the issue."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    last = [r for r in rows if r["run"] == rows[-1]["run"]]
+    fig, ax = plt.subplots(figsize=(7, 2.8))
+    ax.barh([r["stage"] for r in last], [r["seconds"] for r in last], color="tab:blue")
+    ax.axvline(120.0, color="tab:red", ls="--", label="bar: 2 min")
+    for i, r in enumerate(last):
+        ax.text(r["seconds"], i, f" {r['seconds']:.1f} s", va="center", fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("seconds")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 if __name__ == "__main__":
