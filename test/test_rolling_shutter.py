@@ -8,6 +8,7 @@ import pytest
 import torch
 from _scenes import camera_rig, ego_motion, lidar_rig
 
+from xsim_render.geometry import so3
 from xsim_render.motion import RigidMotion
 from xsim_render.motion.rolling_shutter import point_in_sensor, solve_observation_time
 from xsim_render.projection.sensor_projection import CameraProjection, LidarProjection
@@ -96,3 +97,14 @@ def test_solution_gradient_matches_finite_differences():
     p = torch.tensor([[9.0, 0.5, 1.0]], dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(
         lambda x: solve_observation_time(x, None, sensor, projection, 0.02, math.pi).coords, (p,), atol=1e-5)
+
+
+def test_rigid_motion_re_referenced_is_the_same_motion() -> None:
+    gen = torch.Generator().manual_seed(5)
+    v = torch.randn(4, 3, generator=gen, dtype=torch.float64)
+    m = RigidMotion(so3.exp(v[0]), v[1], v[2], v[3], 0.3)
+    later = m.at(1.7)
+    assert later.time == 1.7
+    times = torch.linspace(-1.0, 3.0, 9, dtype=torch.float64)
+    for a, b in zip(m.pose_at(times), later.pose_at(times)):
+        assert torch.allclose(a, b, atol=1e-12)

@@ -52,6 +52,12 @@ class RigidMotion:
                            self.angular_velocity.to(dtype), self.time, cast(self.mount_rotation),
                            cast(self.mount_translation))
 
+    def at(self, t: float) -> RigidMotion:
+        """The same motion re-referenced at time t: pose (R(t), p(t)), same velocities, time t."""
+        rot, pos = self.pose_at(float(t))
+        return RigidMotion(rot, pos, self.linear_velocity, self.angular_velocity, float(t), self.mount_rotation,
+                           self.mount_translation)
+
     def pose_at(self, t: Tensor | float) -> tuple[Tensor, Tensor]:
         """Rotation (..., 3, 3) and position (..., 3) at times t (any shape, seconds)."""
         t = torch.as_tensor(t, dtype=self.rotation.dtype)

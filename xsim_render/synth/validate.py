@@ -32,7 +32,6 @@ import math
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +40,9 @@ import torch
 import yaml
 
 from ..errors import InputError
-from ..geometry import so3
 from ..io_utils import atomic_directory
+from ..motion.rigid import RigidMotion
+from ..motion.state import SceneState, state_to_dict
 from ..rosio.bag import read_bag
 from ..rosio.image import float_from_image
 from ..rosio.messages import matrix_from_xyzw, stamp_ns
@@ -54,69 +54,44 @@ from . import export
 DEFAULT_FRAMES = 3
 
 
-@dataclass
-class BodyState:
-    """A body's pose (R body->map, p metres) and world-frame velocities at `time` (s)."""
-
-    time: float
-    rotation: np.ndarray
-    position: np.ndarray
-    linear_velocity: np.ndarray
-    angular_velocity: np.ndarray
-
-    def as_dict(self) -> dict[str, Any]:
-        from ..rosio.messages import quaternion_xyzw
-
-        x, y, z, w = quaternion_xyzw(self.rotation)
-        return {"position": _floats(self.position), "rotation_wxyz": _floats([w, x, y, z]),
-                "linear_velocity": _floats(self.linear_velocity), "angular_velocity": _floats(self.angular_velocity)}
+def _vec(v: Any) -> torch.Tensor:
+    return torch.tensor([v.x, v.y, v.z], dtype=torch.float64)
 
 
-def _floats(values: Any) -> list[float]:
-    return [float(v) for v in np.asarray(values, dtype=np.float64).reshape(-1)]
-
-
-def _vec(v: Any) -> np.ndarray:
-    return np.array([v.x, v.y, v.z], dtype=np.float64)
-
-
-def body_state(t: float, pose: Any, twist: Any) -> BodyState:
-    """Pose message + twist in the body frame -> world-frame velocities."""
-    rot = matrix_from_xyzw(pose.orientation)
-    return BodyState(t, rot, _vec(pose.position), rot @ _vec(twist.linear), rot @ _vec(twist.angular))
+def body_motion(t: float, pose: Any, twist: Any) -> RigidMotion:
+    """A geometry_msgs Pose (body in map) at time t (s) and a Twist in the body frame (as in nav_msgs/Odometry and
+    xsim_msgs/ActorState) -> the constant-velocity motion with world-frame velocities."""
+    rot = torch.from_numpy(matrix_from_xyzw(pose.orientation))
+    return RigidMotion(rot, _vec(pose.position), rot @ _vec(twist.linear), rot @ _vec(twist.angular), float(t))
 
 
 def _nearest(stamps: np.ndarray, ns: int) -> int:
     return int(np.argmin(np.abs(stamps - ns)))
 
 
-def extrapolate(state: BodyState, t: float) -> BodyState:
-    """The same constant-velocity motion re-referenced at time t: R = Exp(w dt) R0, p = p0 + v dt."""
-    dt = t - state.time
-    turn = so3.exp(torch.from_numpy(np.asarray(state.angular_velocity * dt, dtype=np.float64))).numpy()
-    return BodyState(t, turn @ state.rotation,
-                     state.position + state.linear_velocity * dt, state.linear_velocity, state.angular_velocity)
-
-
 def state_document(odometry: list[tuple[int, Any]], actors: list[tuple[int, Any]], ns: int) -> dict[str, Any]:
     """STATE.yaml content for bag time ns (the capture start): the nearest odometry and /actors messages,
-    carried to that instant with their own constant velocities (see module doc)."""
+    carried to that instant with their own constant velocities (see module doc). Actors with non-numeric ids
+    are left out (scenes key actors by integer id)."""
     if not odometry:
         raise InputError("bag: no /ego/odometry messages")
     t = export.world_time(ns)
     odo_stamps = np.array([stamp_ns(msg.header.stamp) for _, msg in odometry])
     odo = odometry[_nearest(odo_stamps, ns)][1]
-    ego = body_state(export.world_time(stamp_ns(odo.header.stamp)), odo.pose.pose, odo.twist.twist)
-    doc: dict[str, Any] = {"time": t, "ego": extrapolate(ego, t).as_dict(), "actors": []}
+    ego = body_motion(export.world_time(stamp_ns(odo.header.stamp)), odo.pose.pose, odo.twist.twist).at(t)
+    motions, extras = {}, {}
     if actors:
         act_stamps = np.array([stamp_ns(msg.header.stamp) for _, msg in actors])
         arr = actors[_nearest(act_stamps, ns)][1]
         ta = export.world_time(stamp_ns(arr.header.stamp))
         for a in arr.actors:
-            entry: dict[str, Any] = {"id": int(a.id) if a.id.isdigit() else a.id, "category": a.category}
-            entry.update(extrapolate(body_state(ta, a.pose, a.twist), t).as_dict())
-            entry["size"] = _floats(_vec(a.size))
-            doc["actors"].append(entry)
+            if not a.id.isdigit():
+                continue
+            motions[int(a.id)] = body_motion(ta, a.pose, a.twist).at(t)
+            extras[int(a.id)] = {"category": a.category, "size": [float(v) for v in _vec(a.size)]}
+    doc = state_to_dict(SceneState(t, ego, motions))
+    for entry in doc["actors"]:
+        entry.update(extras[entry["id"]])
     return doc
 
 
