@@ -56,5 +56,6 @@ distclean: clean
 # LiDAR odometry check of a generated drive (issue bar: KISS-ICP drift < 2 %); kiss-icp is only needed here.
 # Usage: make check-kiss-icp DRIVE=out/drive
 check-kiss-icp: $(VENV)/.stamp
+	@test -n "$(DRIVE)" || { echo "usage: make check-kiss-icp DRIVE=DIR (a directory written by xsim synth --out)"; exit 2; }
 	$(PIPC) kiss-icp==1.3.0
 	$(PY) scripts/check_kiss_icp.py $(DRIVE)

@@ -12,7 +12,7 @@ Drift = |final position error| / distance travelled (sum of reference steps betw
 trajectories anchored at sweep --anchor (default 0, the first sweep). The first sweep is registered before
 KISS-ICP knows any motion, so it is not deskewed and the map it seeds is offset by about half a sweep of motion;
 the line "after bootstrap" anchors at sweep 1 instead to show the drift without that constant offset.
-KISS-ICP also assumes it starts at rest (zero constant-velocity prior).
+KISS-ICP also assumes it starts at rest (zero constant-velocity prior); drives written by `xsim synth` do.
 Exits 0 when the drift (anchor --anchor) is below --bar (default 0.02), 1 otherwise.
 """
 
@@ -82,7 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     from kiss_icp.kiss_icp import KissICP
 
     bag_dir = args.directory / "bag" if (args.directory / "bag").is_dir() else args.directory
-    msgs = read_bag(bag_dir)
+    try:
+        msgs = read_bag(bag_dir)
+    except Exception as err:  # rosbags raises several types for missing or unreadable bags
+        print(f"check_kiss_icp: error: {bag_dir}: cannot read bag ({' '.join(str(err).split())})", file=sys.stderr)
+        return 2
     topics = sorted(t for t in msgs if t.startswith("/sensing/lidar/") and t.endswith("/pointcloud"))
     if not topics:
         raise SystemExit(f"{bag_dir}: no /sensing/lidar/*/pointcloud topic")
