@@ -159,15 +159,24 @@ def _rect_points(rot: np.ndarray, pos: np.ndarray, x0: float, x1: float, half_w:
     return (local @ rot.T + pos)[:, :2]
 
 
-@pytest.mark.parametrize("preset,seed,duration", [("small", 0, 3.0), ("default", 3, 6.0)])
-def test_no_collisions_between_ego_actors_and_parked_cars(preset: str, seed: int, duration: float) -> None:
+FLAT_OBJECTS = ("road", "lane_marking", "sidewalk", "forecourt", "ground")
+
+
+@pytest.mark.parametrize("preset,seed,duration", [("small", 0, 3.0), ("default", 3, 6.0), ("default", 1, 10.0)])
+def test_no_collisions_between_ego_actors_and_obstacles(preset: str, seed: int, duration: float) -> None:
+    """Ego, actors, parked cars, buildings, poles, tree trunks, bins, the shelter: no footprints overlap
+    (obstacles by the footprint of their parts below 2 m: tree crowns and lamp arms hang above every body)."""
     world = generate_world(preset, seed=seed, duration=duration)
-    parked = []
+    parked, names = [], []
     for i, name in enumerate(world.object_names):
-        if name.startswith("parked_car"):
+        if name and not name.startswith(FLAT_OBJECTS):
             faces = world.static_mesh.faces[world.static_face_object == i]
-            parked.append(_hull(world.static_mesh.vertices[np.unique(faces)][:, :2]))
-    assert parked
+            vertices = world.static_mesh.vertices[np.unique(faces)]
+            low = vertices[vertices[:, 2] < 2.0][:, :2]
+            if len(low) >= 3:
+                parked.append(_hull(low))
+                names.append(name)
+    assert any(n.startswith("tree") for n in names) and any(n.startswith("parked_car") for n in names)
     for t in np.arange(0.0, duration + 1e-9, 0.05):
         rot, pos = (x[0].numpy() for x in world.ego_poses_at(torch.tensor([t])))
         bodies = [("ego", _rect_points(rot, pos, EGO_BOX[0], EGO_BOX[1], EGO_BOX[2]),
@@ -179,7 +188,7 @@ def test_no_collisions_between_ego_actors_and_parked_cars(preset: str, seed: int
                 bodies.append((f"actor {a.id}", pts, _hull(pts)))
         for i, (name, pts, _) in enumerate(bodies):
             for k, hull in enumerate(parked):
-                assert not _inside(hull, pts, 0.05).any(), f"{name} hits parked car {k} at t={t}"
+                assert not _inside(hull, pts, 0.05).any(), f"{name} hits {names[k]} at t={t}"
             for j, (other, _, hull) in enumerate(bodies):
                 if i != j:
                     assert not _inside(hull, pts, 0.05).any(), f"{name} hits {other} at t={t}"

@@ -32,7 +32,8 @@ MARKING_HEIGHT = 0.005
 MARKING_WIDTH = 0.15
 PILASTER_WIDTH = 0.5           # along the facade (m)
 PILASTER_DEPTH = 0.6           # out of the facade, towards the street (m)
-TREE_OFFSET = 2.0              # trees stand this far behind the curb line (m)
+TREE_OFFSET = 1.6              # trees stand this far behind the curb line (m)
+BIN_OFFSET = 0.6               # litter bins stand this far behind the curb line (m), in line with the poles
 BUILDING_STYLES = ("building_brick", "building_plaster", "building_concrete", "building_blue")
 
 
@@ -221,24 +222,23 @@ def _bin(rng: np.random.Generator, parts: Parts, x: float, y: float, index: int)
 
 def _furniture(rng: np.random.Generator, p: StreetParams, parts: Parts, ext: Extent, shelter_x: float,
                pole_positions: list[tuple[float, float]]) -> None:
-    """Trees (every ~tree_spacing m) and litter bins along the sidewalks, clear of poles, the shelter and the
-    junction."""
+    """Trees (TREE_OFFSET behind the curb, a spot every ~tree_spacing m; a quarter of the spots get a litter bin by
+    the curb instead) along the sidewalks of both streets, clear of poles, the shelter, the sign and the junction."""
     h = ROAD_HALF_WIDTH
-    spots: list[tuple[float, float]] = []   # (x, y) on a sidewalk line
+    spots: list[tuple[float, float, bool]] = []   # (x, y, on the main road)
     for side in (-1.0, 1.0):
         x = ext.x_min + rng.uniform(2.0, 6.0)
         while x < ext.x_max - 3.0:
-            spots.append((x, side * (h + TREE_OFFSET)))
+            spots.append((x, side * (h + TREE_OFFSET), True))
             x += p.tree_spacing * rng.uniform(0.7, 1.3)
     for side in (-1.0, 1.0):
         y = 16.0 + rng.uniform(0.0, 4.0)
         while y < ext.y_max - 3.0:
-            spots.append((side * (h + TREE_OFFSET), y))
+            spots.append((side * (h + TREE_OFFSET), y, False))
             y += p.tree_spacing * rng.uniform(0.7, 1.3)
     trees = bins = 0
-    for x, y in spots:
-        on_main = abs(abs(y) - (h + TREE_OFFSET)) < 1e-9 and abs(x) > h + TREE_OFFSET
-        near_junction = (on_main and y > 0 and abs(x) < 14.0) or (not on_main and y < 14.0)
+    for x, y, on_main in spots:
+        near_junction = on_main and y > 0 and abs(x) < 14.0
         near_shelter = on_main and y < 0 and shelter_x - 3.0 < x < shelter_x + 6.0
         near_sign = on_main and y < 0 and -10.0 < x < -4.0
         near_pole = any(math.hypot(x - px, y - py) < 2.5 for px, py in pole_positions)
@@ -247,11 +247,11 @@ def _furniture(rng: np.random.Generator, p: StreetParams, parts: Parts, ext: Ext
         if rng.random() < 0.75:
             _tree(rng, parts, x, y, trees)
             trees += 1
+        elif on_main:
+            _bin(rng, parts, x + 1.0, math.copysign(h + BIN_OFFSET, y), bins)
+            bins += 1
         else:
-            # the bin stands by the curb, 1 m ahead of the spot
-            by = y - math.copysign(TREE_OFFSET - 0.6, y) if on_main else y + 1.0
-            bx = x + 1.0 if on_main else x - math.copysign(TREE_OFFSET - 0.6, x)
-            _bin(rng, parts, bx, by, bins)
+            _bin(rng, parts, math.copysign(h + BIN_OFFSET, x), y + 1.0, bins)
             bins += 1
 
 

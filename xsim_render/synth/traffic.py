@@ -28,6 +28,8 @@ EGO_RATE_HZ = 100.0
 ACTOR_RATE_HZ = 20.0
 ACTOR_MARGIN_S = 0.5
 TURN_LENGTH = 18.0             # arc length of the left turn (m)
+PEDESTRIAN_LINE = 8.5          # x of the pedestrian's walk on the side road's east sidewalk (between the trees
+                               # at ROAD_HALF_WIDTH + TREE_OFFSET and the pilasters of the set-back facades)
 LAUNCH_S = 2.5                 # the standing start reaches the speed limit after this long (s)
 DT_ROUTE = 0.002               # time step of the route's speed integration (s)
 
@@ -182,7 +184,7 @@ def moving_actors(rng: np.random.Generator, p: StreetParams, materials: list[Mat
     vp = rng.uniform(1.1, 1.5)
     py0 = max(ego_end_y, 0.0) + 8.0 + vp * (duration + ACTOR_MARGIN_S)
     sway, rate = 0.05, 2 * math.pi * 0.9
-    px, py = 7.5 + sway * np.sin(rate * times), py0 - vp * (times + ACTOR_MARGIN_S)
+    px, py = PEDESTRIAN_LINE + sway * np.sin(rate * times), py0 - vp * (times + ACTOR_MARGIN_S)
     pyaw = np.arctan2(-vp * np.ones_like(times), sway * rate * np.cos(rate * times))  # heading along the velocity
     actors.append(_actor(5, "pedestrian", pedestrian_parts(materials),
                          yaw_trajectory(times, px, py, CURB_HEIGHT + PEDESTRIAN_SIZE[2] / 2, pyaw)))
