@@ -5,8 +5,8 @@ from x = 0; both are 2 * ROAD_HALF_WIDTH wide, with sidewalks out to SIDEWALK_OU
 Buildings stand in rows along both sides of both streets, their fronts set back (0.3-4 m) behind the sidewalk
 (a paved forecourt fills the setback) with gaps between them; street-facing facades carry pilasters (vertical
 ribs PILASTER_DEPTH deep), so that a facade does not look the same from wherever one stands (a street of flat,
-aligned facades is a corridor in which LiDAR odometry cannot tell how far it moved). A building closes the side
-road. Street lights, trees, litter bins, a bus shelter with glass panes, a traffic sign and parked cars line the
+aligned facades is a corridor in which LiDAR odometry cannot tell how far it moved). Buildings close the side
+road and both ends of the main road. Street lights, trees, litter bins, a bus shelter with glass panes, a traffic sign and parked cars line the
 sidewalks.
 Every random draw comes from the generator passed in, in a fixed order (deterministic worlds).
 """
@@ -181,7 +181,8 @@ def _forecourt_and_pilasters(rng: np.random.Generator, p: StreetParams, parts: P
 
 
 def _buildings(rng: np.random.Generator, p: StreetParams, parts: Parts, ext: Extent) -> None:
-    """Rows of box buildings along both sides of both streets, a building closing the side road, and ground."""
+    """Rows of box buildings along both sides of both streets, buildings closing the side road and both ends of the
+    main road, and ground."""
     fb = BUILDING_FRONT
     corner = fb + p.building_setback[1] + p.building_depth[1] + 1.0
     rows = [
@@ -203,6 +204,10 @@ def _buildings(rng: np.random.Generator, p: StreetParams, parts: Parts, ext: Ext
     height = rng.uniform(*p.building_height)
     style = BUILDING_STYLES[int(rng.integers(len(BUILDING_STYLES)))]
     parts.add(box((0.0, ext.y_max + 6.0, height / 2), (2 * fb + 6.0, 10.0, height)), style, f"building_{index}")
+    for k, x in enumerate((ext.x_min - 6.0, ext.x_max + 6.0)):  # the main road's ends
+        height = rng.uniform(*p.building_height)
+        style = BUILDING_STYLES[int(rng.integers(len(BUILDING_STYLES)))]
+        parts.add(box((x, 0.0, height / 2), (10.0, 2 * fb + 6.0, height)), style, f"building_{index + 1 + k}")
     _ground(parts, rows, corner)
 
 
