@@ -61,7 +61,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("synth", help="generate a synthetic drive as a ROS 2 bag, or validate one",
                               description=__doc__.split("\n\n")[0])
     mode = p.add_mutually_exclusive_group(required=True)
-    mode.add_argument("--out", type=Path, metavar="DIR", help="output directory (bag/, rig.yaml, scene/, world/)")
+    mode.add_argument("--out", type=Path, metavar="DIR",
+                      help="output directory (bag/, rig.yaml, scene/, world/ with overview.png)")
     mode.add_argument("--validate", type=Path, metavar="DIR", help="render the twin of DIR and compare with its bag")
     p.add_argument("--seed", type=_int_at_least(0), default=0, help="world seed (default 0)")
     p.add_argument("--duration", type=_duration, default=3.0, help="drive length in seconds (default 3)")

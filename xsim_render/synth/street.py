@@ -6,8 +6,8 @@ Buildings stand in rows along both sides of both streets, their fronts set back 
 (a paved forecourt fills the setback) with gaps between them; street-facing facades carry pilasters (vertical
 ribs PILASTER_DEPTH deep), so that a facade does not look the same from wherever one stands (a street of flat,
 aligned facades is a corridor in which LiDAR odometry cannot tell how far it moved). Buildings close the side
-road and both ends of the main road. Street lights, trees, litter bins, a bus shelter with glass panes, a traffic sign and parked cars line the
-sidewalks.
+road and both ends of the main road. Street lights, trees, litter bins, a bus shelter with glass panes, a
+traffic sign and parked cars line the sidewalks.
 Every random draw comes from the generator passed in, in a fixed order (deterministic worlds).
 """
 
