@@ -61,7 +61,7 @@ def street_params(preset: str) -> StreetParams:
 def lidar_elevations(beams: int = 32, lowest_deg: float = -25.0, highest_deg: float = 15.0) -> tuple[float, ...]:
     """Beam elevations (rad, ascending), denser near the horizon: |elevation| grows as (k + 0.6)^BEAM_EXPONENT
     on each side of 0. (A VLP-32C-like concentration, exponent 1.7, samples the ground so sparsely that KISS-ICP's
-    pitch drifts by up to 2.2 % of a 70 m drive in these streets; 1.3 gives 1.2-1.8 %, see the README.)"""
+    pitch drifts by up to 2.3 % of a 70 m drive in these streets; 1.3 gives 1.3-1.9 %, see the README.)"""
     up = max(2, round(beams * highest_deg / (highest_deg - lowest_deg)))
     down = beams - up
     below = [lowest_deg * ((i + 0.6) / (down - 0.4)) ** BEAM_EXPONENT for i in range(down)]
