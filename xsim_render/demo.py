@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -48,13 +47,11 @@ def prepare(out: Path, world: World) -> tuple[Path, Path]:
     """Build the demo world's twin and rig in OUT, or reuse them when OUT/demo_cache.txt says they were built from
     this same world and rig (a checkout with a changed world generator rebuilds); returns (scene dir, rig path)."""
     scene_dir, rig_path, stamp = out / "scene", out / "rig.yaml", out / "demo_cache.txt"
-    rig_text = yaml.safe_dump(default_rig(DEMO_PRESET).to_dict(), sort_keys=False)
+    rig_text = default_rig(DEMO_PRESET).to_yaml()
     fingerprint = _fingerprint(world, rig_text)
     cached = stamp.exists() and stamp.read_text().strip() == fingerprint
     if not cached or not (scene_dir / "scene.yaml").exists() or not rig_path.exists():
         print(f"building the Gaussian twin of the demo world (preset {DEMO_PRESET}, seed {DEMO_SEED}) ...")
-        if scene_dir.exists():
-            shutil.rmtree(scene_dir)
         save_scene(world_to_gaussians(world), scene_dir)
         atomic_write_text(rig_path, rig_text)
         atomic_write_text(stamp, fingerprint + "\n")

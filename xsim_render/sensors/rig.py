@@ -149,9 +149,13 @@ class Rig:
             out.append({"name": d.pop("name"), "type": d.pop("type"), **d})
         return {"sensors": out}
 
+    def to_yaml(self) -> str:
+        """The rig file's text."""
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
     def save(self, path: str | Path) -> None:
         """Write the rig file atomically."""
-        atomic_write_text(Path(path), yaml.safe_dump(self.to_dict(), sort_keys=False))
+        atomic_write_text(Path(path), self.to_yaml())
 
 
 class _Checker:
