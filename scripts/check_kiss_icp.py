@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO))
 from xsim_render.rosio.bag import read_bag  # noqa: E402
 from xsim_render.rosio.messages import matrix_from_xyzw, stamp_ns  # noqa: E402
 from xsim_render.rosio.pointcloud import unpack_cloud  # noqa: E402
-from xsim_render.synth.validate import body_motion  # noqa: E402
+from xsim_render.synth.validate import body_motion, nearest_message  # noqa: E402
 
 
 def _se3(rot: np.ndarray, pos: np.ndarray) -> np.ndarray:
@@ -41,8 +41,7 @@ def _se3(rot: np.ndarray, pos: np.ndarray) -> np.ndarray:
 
 def reference_pose(odometry: list, t_ns: int) -> np.ndarray:
     """T_map_base at t_ns from the nearest odometry message, extrapolated with its (body-frame) twist."""
-    stamps = np.array([stamp_ns(m.header.stamp) for _, m in odometry])
-    msg = odometry[int(np.argmin(np.abs(stamps - t_ns)))][1]
+    msg = nearest_message(odometry, t_ns)
     rot, pos = body_motion(0.0, msg.pose.pose, msg.twist.twist).pose_at((t_ns - stamp_ns(msg.header.stamp)) * 1e-9)
     return _se3(rot.numpy(), pos.numpy())
 

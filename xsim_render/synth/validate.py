@@ -65,8 +65,10 @@ def body_motion(t: float, pose: Any, twist: Any) -> RigidMotion:
     return RigidMotion(rot, _vec(pose.position), rot @ _vec(twist.linear), rot @ _vec(twist.angular), float(t))
 
 
-def _nearest(stamps: np.ndarray, ns: int) -> int:
-    return int(np.argmin(np.abs(stamps - ns)))
+def nearest_message(messages: list[tuple[int, Any]], ns: int) -> Any:
+    """The message (with a std_msgs Header) whose header stamp is nearest to bag time ns."""
+    stamps = np.array([stamp_ns(msg.header.stamp) for _, msg in messages])
+    return messages[int(np.argmin(np.abs(stamps - ns)))][1]
 
 
 def state_document(odometry: list[tuple[int, Any]], actors: list[tuple[int, Any]], ns: int) -> dict[str, Any]:
@@ -76,13 +78,11 @@ def state_document(odometry: list[tuple[int, Any]], actors: list[tuple[int, Any]
     if not odometry:
         raise InputError("bag: no /ego/odometry messages")
     t = export.world_time(ns)
-    odo_stamps = np.array([stamp_ns(msg.header.stamp) for _, msg in odometry])
-    odo = odometry[_nearest(odo_stamps, ns)][1]
+    odo = nearest_message(odometry, ns)
     ego = body_motion(export.world_time(stamp_ns(odo.header.stamp)), odo.pose.pose, odo.twist.twist).at(t)
     motions, extras = {}, {}
     if actors:
-        act_stamps = np.array([stamp_ns(msg.header.stamp) for _, msg in actors])
-        arr = actors[_nearest(act_stamps, ns)][1]
+        arr = nearest_message(actors, ns)
         ta = export.world_time(stamp_ns(arr.header.stamp))
         for a in arr.actors:
             if not a.id.isdigit():
