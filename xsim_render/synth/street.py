@@ -59,6 +59,12 @@ class _Row:
     footprints: list[tuple[float, float, float, float, float, float]]
 
 
+def _xy(along_x: bool, along, across) -> tuple:
+    """(x, y) from coordinates along and across a street (along = x for streets along x, else y); values or
+    (lo, hi) spans. Its own inverse: _xy(along_x, x, y) gives (along, across)."""
+    return (along, across) if along_x else (across, along)
+
+
 def _frontage(rng: np.random.Generator, p: StreetParams, start: float, stop: float, front: float,
               along_x: bool, outward: float) -> _Row:
     """Buildings placed from `start` towards `stop` along one street side (see _Row)."""
@@ -77,7 +83,8 @@ def _frontage(rng: np.random.Generator, p: StreetParams, start: float, stop: flo
         width = min(width, remaining)
         a0, a1 = sorted((a, a + direction * width))
         f0, f1 = sorted((front + outward * setback, front + outward * (setback + depth)))
-        out.append((a0, a1, f0, f1, height, setback) if along_x else (f0, f1, a0, a1, height, setback))
+        (x0, x1), (y0, y1) = _xy(along_x, (a0, a1), (f0, f1))
+        out.append((x0, x1, y0, y1, height, setback))
         a += direction * (width + gap)
     return _Row(along_x, front, outward, out)
 
@@ -145,14 +152,14 @@ def _ground(parts: Parts, rows: list[_Row], corner: float) -> None:
     for row in rows:
         spans = []
         for x0, x1, y0, y1, _, _ in row.footprints:
-            a0, a1, f0, f1 = (x0, x1, y0, y1) if row.along_x else (y0, y1, x0, x1)
+            (a0, a1), (f0, f1) = _xy(row.along_x, (x0, x1), (y0, y1))
             spans.append((a0, a1, max(abs(f0 - row.front), abs(f1 - row.front))))
         spans.sort()
         for (_, a_end, a_reach), (b_start, _, b_reach) in zip(spans, spans[1:]):
             if b_start - a_end > 1e-3:
                 f0, f1 = sorted((row.front, row.front + row.outward * (max(a_reach, b_reach) + 1.0)))
-                rect = (a_end, b_start, f0, f1) if row.along_x else (f0, f1, a_end, b_start)
-                parts.add(rect_z(*rect, 0.0), "ground", "ground")
+                xs, ys = _xy(row.along_x, (a_end, b_start), (f0, f1))
+                parts.add(rect_z(*xs, *ys, 0.0), "ground", "ground")
     fb = BUILDING_FRONT
     for row in rows[1:3]:
         first = min(row.footprints, key=lambda f: min(abs(f[0]), abs(f[1])))
@@ -165,18 +172,17 @@ def _forecourt_and_pilasters(rng: np.random.Generator, p: StreetParams, parts: P
                              footprint: tuple[float, ...], style: str, name: str) -> None:
     """Paved forecourt between the sidewalk and a set-back building, and pilasters on its street-facing facade."""
     x0, x1, y0, y1, height, setback = footprint
-    a0, a1 = (x0, x1) if row.along_x else (y0, y1)
+    (a0, a1), _ = _xy(row.along_x, (x0, x1), (y0, y1))
     face = row.front + row.outward * setback
     # the forecourt overlaps the sidewalk by 0.3 m (same material and height: no seam, see generate_world)
     c0, c1 = sorted((row.front - row.outward * 0.3, face))
-    parts.add(rect_z(a0, a1, c0, c1, CURB_HEIGHT) if row.along_x else rect_z(c0, c1, a0, a1, CURB_HEIGHT),
-              "sidewalk", "forecourt")
+    xs, ys = _xy(row.along_x, (a0, a1), (c0, c1))
+    parts.add(rect_z(*xs, *ys, CURB_HEIGHT), "sidewalk", "forecourt")
     mid = face - row.outward * PILASTER_DEPTH / 2
     a = a0 + PILASTER_WIDTH / 2
     while a <= a1 - PILASTER_WIDTH / 2 + 1e-9:
-        size = (PILASTER_WIDTH, PILASTER_DEPTH, height) if row.along_x else (PILASTER_DEPTH, PILASTER_WIDTH, height)
-        center = (a, mid, height / 2) if row.along_x else (mid, a, height / 2)
-        parts.add(box(center, size), style, name)
+        size = (*_xy(row.along_x, PILASTER_WIDTH, PILASTER_DEPTH), height)
+        parts.add(box((*_xy(row.along_x, a, mid), height / 2), size), style, name)
         a += rng.uniform(*p.pilaster_spacing)
 
 

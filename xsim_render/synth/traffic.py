@@ -114,7 +114,6 @@ def plan_route(rng: np.random.Generator, duration: float) -> Route:
             half = arc[k] + 0.5 * DT_ROUTE * launch[k] * v_limit(arc[k])
             arc[k + 1] = arc[k] + DT_ROUTE * launch[k] * v_limit(half)
         s0 -= 0.5 * (arc[0] + float(np.interp(duration, t, arc)))
-    arc[-1] = min(arc[-1], reach)
     return Route(s, x, y, yaw, t, np.minimum(arc, reach))
 
 
