@@ -31,7 +31,7 @@ def save_overview(world: World, path: str | Path, dpi: int = 110) -> None:
     order = np.argsort(tri[:, :, 2].max(1)[seen], kind="stable")
     faces = tri[seen][order]
     colors = lit_colors(world.materials, world.static_face_material[seen][order], faces.mean(1),
-                        np.abs(normals[seen][order]))
+                        normals[seen][order])
     lo, hi = tri.reshape(-1, 3).min(0), tri.reshape(-1, 3).max(0)
     aspect = (hi[1] - lo[1]) / max(hi[0] - lo[0], 1e-9)
     fig, ax = plt.subplots(figsize=(12, max(4.0, min(12.0, 12 * aspect)) + 0.6))
