@@ -10,7 +10,7 @@ PIP    := $(VENV)/bin/pip
 # (the local CPU wheel); PyPI mirrors carry newer ones.
 PIPC   := $(PIP) install -c constraints.txt
 
-.PHONY: all venv .venv test demo lint bench clean distclean check-kiss-icp
+.PHONY: all venv .venv test demo lint bench clean distclean check-kiss-icp kiss-icp-layouts
 .DEFAULT_GOAL := test
 
 all: lint test
@@ -59,3 +59,8 @@ check-kiss-icp: $(VENV)/.stamp
 	@test -n "$(DRIVE)" || { echo "usage: make check-kiss-icp DRIVE=DIR (a directory written by xsim synth --out)"; exit 2; }
 	$(PIPC) kiss-icp==1.3.0
 	$(PY) scripts/check_kiss_icp.py $(DRIVE)
+
+# KISS-ICP drift of 10 s default drives for three LiDAR beam layouts (README, "LiDAR odometry").
+kiss-icp-layouts: $(VENV)/.stamp
+	$(PIPC) kiss-icp==1.3.0
+	$(PY) scripts/kiss_icp_beam_layouts.py

@@ -55,6 +55,17 @@ def static_extrinsic(tf_static: list, child: str) -> np.ndarray:
     raise SystemExit(f"no /tf_static transform to {child!r}")
 
 
+def kiss_config(deskew: bool = True, max_range: float = 100.0, voxel_size: float | None = None):
+    """KISS-ICP's default configuration with deskew, max range (m) and voxel size (default max_range / 100)."""
+    from kiss_icp.config import load_config
+
+    config = load_config(None)
+    config.data.deskew = deskew
+    config.data.max_range = max_range
+    config.mapping.voxel_size = voxel_size or config.mapping.voxel_size or max_range / 100.0
+    return config
+
+
 def drift_from(estimates: list, references: list, anchor: int) -> tuple[float, float, float, float]:
     """(drift, distance, final error, max error) with both trajectories expressed relative to sweep `anchor`."""
     est = [np.linalg.inv(estimates[anchor]) @ T for T in estimates[anchor:]]
@@ -77,7 +88,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--anchor", type=int, default=0, help="sweep index both trajectories are anchored at")
     args = ap.parse_args(argv)
 
-    from kiss_icp.config import load_config
     from kiss_icp.kiss_icp import KissICP
 
     bag_dir = args.directory / "bag" if (args.directory / "bag").is_dir() else args.directory
@@ -94,13 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     sweeps = msgs[topic]
     extrinsic = static_extrinsic(msgs["/tf_static"], sweeps[0][1].header.frame_id)
 
-    config = load_config(None)
-    config.data.deskew = not args.no_deskew
-    config.data.max_range = args.max_range
-    if args.voxel_size:
-        config.mapping.voxel_size = args.voxel_size
-    if config.mapping.voxel_size is None:
-        config.mapping.voxel_size = config.data.max_range / 100.0
+    config = kiss_config(not args.no_deskew, args.max_range, args.voxel_size)
     odometry = KissICP(config)
 
     estimates, references = [], []

@@ -58,14 +58,16 @@ def street_params(preset: str) -> StreetParams:
     return STREETS[preset]
 
 
-def lidar_elevations(beams: int = 32, lowest_deg: float = -25.0, highest_deg: float = 15.0) -> tuple[float, ...]:
-    """Beam elevations (rad, ascending), denser near the horizon: |elevation| grows as (k + 0.6)^BEAM_EXPONENT
-    on each side of 0. (A VLP-32C-like concentration, exponent 1.7, samples the ground so sparsely that KISS-ICP's
-    pitch drifts by up to 2.3 % of a 70 m drive in these streets; 1.3 gives 1.3-1.9 %, see the README.)"""
+def lidar_elevations(beams: int = 32, lowest_deg: float = -25.0, highest_deg: float = 15.0,
+                     exponent: float = BEAM_EXPONENT) -> tuple[float, ...]:
+    """Beam elevations (rad, ascending), denser near the horizon: |elevation| grows as (k + 0.6)^exponent on
+    each side of 0 (default BEAM_EXPONENT). A VLP-32C-like concentration, exponent 1.7, samples the ground so
+    sparsely that KISS-ICP's pitch drifts further in these streets than with 1.3 (scripts/kiss_icp_beam_layouts.py,
+    figures in the README)."""
     up = max(2, round(beams * highest_deg / (highest_deg - lowest_deg)))
     down = beams - up
-    below = [lowest_deg * ((i + 0.6) / (down - 0.4)) ** BEAM_EXPONENT for i in range(down)]
-    above = [highest_deg * ((i + 0.6) / (up - 0.4)) ** BEAM_EXPONENT for i in range(up)]
+    below = [lowest_deg * ((i + 0.6) / (down - 0.4)) ** exponent for i in range(down)]
+    above = [highest_deg * ((i + 0.6) / (up - 0.4)) ** exponent for i in range(up)]
     degrees = sorted(below + above)
     return tuple(round(math.radians(d), 6) for d in degrees)
 
