@@ -16,12 +16,13 @@ from dataclasses import replace
 import torch
 from torch import Tensor
 
+from .backends import rasterizer, resolve_backend
 from .motion.rigid import RigidMotion
 from .projection.footprint import project_gaussians
 from .projection.sensor_projection import CameraProjection, LidarProjection
 from .raster.attributes import gaussian_colors
 from .raster.composite import Composite
-from .raster.rasterize import GaussianFrames, rasterize
+from .raster.rasterize import GaussianFrames
 from .scene.gaussians import GaussianScene
 from .sensors.rays import SensorRays, camera_rays, lidar_rays, sensor_motion
 from .sensors.rig import CameraSpec, LidarSpec
@@ -97,20 +98,20 @@ def _capture(scene: GaussianScene, spec: CameraSpec | LidarSpec, ego: RigidMotio
     return rays, projection, sensor, g, assignment
 
 
-def _rasterize(rays: SensorRays, assignment: TileAssignment, g: GaussianFrames, values: dict[str, Tensor]
-               ) -> Composite:
-    return rasterize(rays.origins.reshape(-1, 3), rays.directions.reshape(-1, 3), rays.times.reshape(-1),
+def _rasterize(rays: SensorRays, assignment: TileAssignment, g: GaussianFrames, values: dict[str, Tensor],
+               backend: str = "reference") -> Composite:
+    return rasterizer(resolve_backend(backend))(rays.origins.reshape(-1, 3), rays.directions.reshape(-1, 3), rays.times.reshape(-1),
                      rays.valid.reshape(-1), assignment, g, values)
 
 
 def render_camera(scene: GaussianScene, camera: CameraSpec, ego: RigidMotion, t_start: float,
-                  actors: dict[int, RigidMotion] | None = None) -> dict[str, Tensor]:
+                  actors: dict[int, RigidMotion] | None = None, backend: str = "auto") -> dict[str, Tensor]:
     """Render one rolling-shutter camera capture starting at t_start (s). Outputs (H,W[,3]) tensors."""
     rays, projection, sensor, g, assignment = _capture(scene, camera, ego, t_start, actors)
     _, sensor_pos = sensor.pose_at(torch.tensor(projection.t_mid, dtype=scene.means.dtype))
     colors = gaussian_colors(scene, g.frame, g.bodies, sensor_pos, projection.t_mid)
     h, w = camera.height, camera.width
-    comp = _rasterize(rays, assignment, g, _values(scene, colors, lidar=False))
+    comp = _rasterize(rays, assignment, g, _values(scene, colors, lidar=False), backend)
     rgb = comp.values["rgb"].reshape(h, w, 3)
     if scene.camera_decoder is not None and scene.features is not None:
         rgb = scene.camera_decoder(comp.values["features"].reshape(h, w, -1), rays.directions_sensor, rgb)
@@ -126,10 +127,11 @@ def render_camera(scene: GaussianScene, camera: CameraSpec, ego: RigidMotion, t_
 
 
 def render_lidar(scene: GaussianScene, lidar: LidarSpec, ego: RigidMotion, t_start: float,
-                 actors: dict[int, RigidMotion] | None = None, phase_modeling: bool = True) -> dict[str, Tensor]:
+                 actors: dict[int, RigidMotion] | None = None, phase_modeling: bool = True, backend: str = "auto"
+                 ) -> dict[str, Tensor]:
     """Render one spinning-LiDAR sweep starting at t_start (s). Organised outputs are (beams, columns)."""
     rays, _, _, g, assignment = _capture(scene, lidar, ego, t_start, actors, phase_modeling)
-    comp = _rasterize(rays, assignment, g, _values(scene, None, lidar=True))
+    comp = _rasterize(rays, assignment, g, _values(scene, None, lidar=True), backend)
     shape = (lidar.beams, lidar.columns)
     decoded = scene.lidar_decoder is not None and scene.features is not None
     if decoded:
