@@ -1,4 +1,4 @@
-"""Compositing constants fixed by CONVENTIONS.md (shared by every renderer and the brute-force check)."""
+"""Compositing constants of docs/conventions.md (shared by every renderer and the brute-force check)."""
 
 ALPHA_MAX = 0.99            # alpha = min(ALPHA_MAX, rho)
 ALPHA_MIN = 1.0 / 255.0     # contributions below are skipped

@@ -20,7 +20,7 @@ import yaml
 from tqdm import tqdm
 
 from .errors import InputError
-from .io_utils import atomic_write, atomic_write_text
+from .io_utils import atomic_write_stream, atomic_write_text
 from .motion.state import SceneState, state_to_dict
 from .render import render_camera, render_lidar
 from .scene.io import load_scene, save_scene
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
                     r["point_beam"].numpy(), r["point_column"].numpy()], title=f"{sensor.name}: returns (BEV)")
                 sheet.append((f"{sensor.name}: median range (beams x columns)", rng))
         arrays = {k: v.detach().numpy() for k, v in r.items() if isinstance(v, torch.Tensor)}
-        atomic_write(out / f"{sensor.name}.npz", lambda tmp, a=arrays: np.savez(tmp, **a))
+        atomic_write_stream(out / f"{sensor.name}.npz", lambda f, a=arrays: np.savez(f, **a))
         tqdm.write(f"{sensor.name}: {sensor.type} rendered in {time.perf_counter() - start:.1f} s")
     contact_sheet(out / "contact_sheet.png", sheet, columns=1)
     print(f"wrote {out}/ (contact_sheet.png, per-sensor PNGs and .npz, scene/, rig.yaml, state.yaml)")

@@ -3,3 +3,8 @@
 
 class InputError(ValueError):
     """Bad file or value given by a user; CLIs print str(err) on one line and exit with code 2."""
+
+
+class OutputError(InputError, OSError):
+    """An output that cannot be written (disk full, permission denied, ...): one line naming the path and the
+    reason; an InputError for the CLIs (exit code 2) and still an OSError (errno kept) for callers that catch it."""

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import math
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..errors import InputError
-from ..io_utils import atomic_write
+from ..io_utils import atomic_write_stream, check_output_file
 from ..motion.state import load_state
 from ..render import render_camera, render_lidar
 from ..scene.io import load_scene
@@ -22,13 +21,17 @@ BACKENDS = ("reference", "auto")
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("render", help="render one sensor capture to an .npz file",
                               description="Render one capture of one sensor. T is the start of the capture "
-                                          "(first exposed line / sweep start), in seconds.")
+                                          "(first exposed line / sweep start), in seconds. OUT's keys: "
+                                          "docs/formats.md; frames, times and pixel centres: "
+                                          "docs/conventions.md.")
     p.add_argument("--scene", required=True, help="scene: .ply file or native scene directory")
     p.add_argument("--rig", required=True, help="sensor rig YAML")
     p.add_argument("--sensor", required=True, help="name of the sensor in the rig")
     p.add_argument("--state", required=True, help="STATE.yaml with ego (and actor) poses and velocities")
     p.add_argument("--time", required=True, type=float, help="capture start T (s)")
-    p.add_argument("--out", required=True, help="output .npz path")
+    p.add_argument("--out", required=True,
+                   help="output file: an .npz archive (numpy.load) written to exactly this path, whatever its "
+                        "suffix (no '.npz' is appended); checked before rendering, replaced atomically")
     p.add_argument("--backend", choices=BACKENDS, default="auto",
                    help="reference: pure PyTorch; auto: fastest available (the reference until kernels land)")
     p.add_argument("--no-phase-modeling", action="store_true", help="LiDAR: disable XSIM phase modeling")
@@ -37,7 +40,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def render_to_arrays(args: argparse.Namespace) -> dict[str, np.ndarray]:
-    """Load inputs, render, and return the OUT.npz arrays (float32; times float64)."""
+    """Load inputs, render, and return the OUT.npz arrays (float32; ray_origin and times float64)."""
     if not math.isfinite(args.time):
         raise InputError(f"--time: must be a finite number of seconds, got {args.time}")
     rig = load_rig(args.rig)
@@ -58,7 +61,7 @@ def render_to_arrays(args: argparse.Namespace) -> dict[str, np.ndarray]:
     arrays = {}
     for k in keys:
         v = out[k].detach().cpu().numpy()
-        if k in ("ray_time", "point_time"):
+        if k in ("ray_origin", "ray_time", "point_time"):  # world positions and absolute times: float64
             arrays[k] = v.astype(np.float64)
         elif k in ("point_beam", "point_column"):
             arrays[k] = v.astype(np.int32)
@@ -68,9 +71,12 @@ def render_to_arrays(args: argparse.Namespace) -> dict[str, np.ndarray]:
 
 
 def run(args: argparse.Namespace) -> int:
-    out = Path(args.out)
-    if not out.parent.is_dir():
-        raise InputError(f"--out: directory {str(out.parent)!r} does not exist")
+    """Check --out, render, write OUT atomically; problems raise InputError (one line, exit 2 in cli.main).
+
+    --out is checked before anything is loaded or rendered. The archive is written through a file object, so
+    the bytes land at exactly OUT (`--out x` and `--out x.npy` hold the npz archive under those names).
+    """
+    out = check_output_file(args.out, "--out")
     arrays = render_to_arrays(args)
-    atomic_write(out, lambda tmp: np.savez(tmp, **arrays))
+    atomic_write_stream(out, lambda f: np.savez(f, **arrays))
     return 0

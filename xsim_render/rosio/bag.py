@@ -4,16 +4,17 @@
         bag.add_topic("/clock", "rosgraph_msgs/msg/Clock")
         bag.write("/clock", messages.clock(ns), ns)
 
-Messages go to a temporary directory beside the target (`.<name>.XXXX/<name>`); only a clean exit renames the
-finished bag onto the target path. An exception inside the block (or a failing close) removes everything, so a
-half-written bag is never left behind. The target must not exist yet unless overwrite=True.
+Messages go to a temporary directory beside the target (`.<name>.XXXX.tmp/<name>`); only a clean exit renames
+the finished bag onto the target path. An exception inside the block (or a failing close) removes everything, so
+a half-written bag is never left behind. The target must not exist yet unless overwrite=True. The bag directory
+gets mode 0o777 & ~umask and its files 0o666 & ~umask; an OSError while creating, closing or renaming the bag
+becomes an InputError naming the bag (io_utils' output contract).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -21,6 +22,7 @@ from typing import Any
 from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
 from rosbags.rosbag2 import StoragePlugin, Writer
 
+from ..io_utils import cannot_write, dir_mode, make_temp_dir
 from .typestore import typestore
 
 _ZERO = QosTime(0, 0)
@@ -52,12 +54,15 @@ class BagWriter:
     def __enter__(self) -> BagWriter:
         if self.path.exists() and not self.overwrite:
             raise FileExistsError(f"{self.path}: exists already, not overwriting")
-        self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", dir=self.path.parent))
+        self._tmp = make_temp_dir(self.path)
         try:
             self._writer = Writer(self._tmp / self.path.name, version=9, storage_plugin=StoragePlugin.MCAP)
             self._writer.open()
-        except BaseException:
+        except BaseException as err:
             shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = self._writer = None
+            if isinstance(err, OSError):
+                raise cannot_write(self.path, err) from None
             raise
         return self
 
@@ -79,6 +84,13 @@ class BagWriter:
         self._writer.write(connection, int(log_time_ns), self.store.serialize_cdr(message, connection.msgtype))
         self.counts[topic] += 1
 
+    def write_raw(self, topic: str, data: bytes, log_time_ns: int) -> None:
+        """Append one already serialised (CDR) message, e.g. as received from rclpy with raw=True."""
+        if self._writer is None:
+            raise RuntimeError("BagWriter: write outside the with-block")
+        self._writer.write(self._connections[topic], int(log_time_ns), bytes(data))
+        self.counts[topic] += 1
+
     def set_custom_data(self, key: str, value: str) -> None:
         """Store a key/value string in the bag's metadata.yaml custom_data."""
         assert self._writer is not None
@@ -94,9 +106,13 @@ class BagWriter:
                 writer.abort()
                 return
             writer.close()
+            os.chmod(tmp / self.path.name, dir_mode())  # rosbags makes it 0o755 whatever the umask
             if self.path.exists():
                 shutil.rmtree(self.path)
             os.replace(tmp / self.path.name, self.path)
+        except OSError as err:
+            if exc_type is None:
+                raise cannot_write(self.path, err) from None
         except BaseException:
             if exc_type is None:
                 raise

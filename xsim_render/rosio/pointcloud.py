@@ -1,6 +1,6 @@
-"""PointCloud2 packing and unpacking in pure numpy, for the layouts of CONVENTIONS.md.
+"""PointCloud2 packing and unpacking in pure numpy, for the layouts documented in docs/pointclouds.md.
 
-Layouts (little endian, byte offsets exactly as in CONVENTIONS.md):
+Layouts (little endian; this table and LAYOUTS below are the source of truth for docs/pointclouds.md):
   xyzircaedt  point_step 32: x y z float32 @0 4 8, intensity uint8 @12, return_type uint8 @13, channel uint16 @14,
               azimuth float32 @16, elevation float32 @20, distance float32 @24, time_stamp uint32 @28
   xyzirc      point_step 16: the first 16 bytes of the above
