@@ -7,6 +7,7 @@ import math
 import torch
 
 from xsim_render.motion import RigidMotion
+from xsim_render.motion.local_frame import LocalFrame
 from xsim_render.raster.attributes import gaussian_colors
 from xsim_render.raster.brute_force import integrate
 from xsim_render.render import actor_motions, gaussian_frames
@@ -74,20 +75,21 @@ def ego_motion(moving: bool, dtype=F64) -> RigidMotion:
 
 
 def brute_force(scene: GaussianScene, spec, ego: RigidMotion, t_start: float, lidar: bool):
-    """Brute-force render of the same rays (relative times, as the renderer uses them)."""
-    from dataclasses import replace
-
-    ego = replace(ego, time=ego.time - t_start)
+    """Brute-force render of the same rays: absolute positions, times relative to t_start (a local frame with
+    its origin at the world origin). Pass a float64 scene for an exact oracle."""
+    dtype = scene.means.dtype
+    local = LocalFrame(torch.zeros(3, dtype=F64), float(t_start))
+    ego = local.motion(ego, dtype)
     rays = lidar_rays(spec, ego, 0.0) if lidar else camera_rays(spec, ego, 0.0)
     t_mid = 0.5 * spec.capture_duration
-    g = gaussian_frames(scene, actor_motions(scene, None, t_start + t_mid, t_start), lidar=lidar)
+    g = gaussian_frames(scene, actor_motions(scene, None, t_start, t_start + spec.capture_duration), lidar, local)
     if lidar:
         values = scene.intensity[:, None]
     else:
-        _, pos = sensor_motion(spec, ego).pose_at(torch.tensor(t_mid, dtype=scene.means.dtype))
-        values = gaussian_colors(scene, g.frame, g.bodies, pos, t_mid)
+        _, pos = sensor_motion(spec, ego).pose_at(torch.tensor(t_mid, dtype=dtype))
+        values = gaussian_colors(scene, g, pos, t_mid)
     out = integrate(rays.origins.reshape(-1, 3), rays.directions.reshape(-1, 3), rays.times.reshape(-1),
-                    g.means, g.rotations, g.log_scales.exp(), g.sigma, values, g.bodies, g.frame)
+                    g.means, g.rotations, g.log_scales.exp(), g.sigma, values, g.bodies, g.frame, g.windows)
     shape = rays.times.shape
     valid = rays.valid
     return {k: (v.reshape(shape + v.shape[1:]) if v.dim() > 1 else v.reshape(shape)) for k, v in out.items()}, valid

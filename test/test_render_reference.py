@@ -112,7 +112,9 @@ def test_lidar_seam_fails_without_phase_modeling():
     off = render_lidar(scene, lidar, ego, 0.0, phase_modeling=False)
     missing = torch.isfinite(ref["distance_median"]) & ~torch.isfinite(off["range_median"])
     assert int(missing.sum()) >= 10
-    g = gaussian_frames(scene, actor_motions(scene, None, 0.05), lidar=True)
+    from xsim_render.motion.local_frame import LocalFrame
+
+    g = gaussian_frames(scene, actor_motions(scene, None, 0.0, 0.1), True, LocalFrame(torch.zeros(3, dtype=F64), 0.0))
     widths = {}
     for pm in (True, False):
         fp = project_gaussians(g.means, g.rotations, g.log_scales.exp(), g.sigma, g.frame, g.bodies,

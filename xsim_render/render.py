@@ -5,18 +5,22 @@
                                                            ray_drop_probability, points, rays
 Stages: sensors.rays (per-ray origin/direction/time) -> projection.footprint (rolling-shutter UT, phase
 modeling) -> tiling (camera 16x16, LiDAR 8 beams x 32 columns) -> raster (3D max-response, front-to-back).
-`ego` is the constant-velocity motion of base_link (world frame); actor motions default to the scene's
-trajectories evaluated at the middle of the capture; an actor with no pose then is not rendered.
+`ego` is the constant-velocity motion of base_link (world frame, float64, absolute time); actor motions default
+to the scene's trajectories over the capture (an actor exists for the rays whose time lies in its trajectory).
+Every capture is computed in a local frame (origin at the sensor at t_start, clock at t_start; see
+motion/local_frame.py), so map-scale positions and epoch times render as accurately as at the origin;
+world-frame outputs (ray_origin, ray_time, point_time) are float64.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from .backends import rasterizer, resolve_backend
+from .motion.local_frame import LocalFrame
 from .motion.rigid import RigidMotion
 from .projection.footprint import project_gaussians
 from .projection.sensor_projection import CameraProjection, LidarProjection
@@ -31,35 +35,71 @@ from .tiling.lidar_tiles import lidar_tiles
 from .tiling.pairs import TileAssignment
 
 
-def actor_motions(scene: GaussianScene, overrides: dict[int, RigidMotion] | None, t: float,
-                  t_ref: float = 0.0) -> dict[int, RigidMotion]:
-    """Motion of every actor at time t: given states override the scene's trajectories.
+@dataclass
+class ActorMotion:
+    """An actor over one capture: world-frame constant-velocity motion (float64, absolute time) and the absolute
+    time window in which it exists (None: always)."""
 
-    Motion times are returned relative to t_ref (the renderer works in seconds since the capture start so that
-    float32 keeps sub-microsecond resolution whatever the clock).
+    motion: RigidMotion
+    window: tuple[float, float] | None = None
+
+
+def actor_motions(scene: GaussianScene, overrides: dict[int, RigidMotion] | None, t_start: float, t_end: float
+                  ) -> dict[int, ActorMotion]:
+    """Motion of every actor present during the capture [t_start, t_end] (absolute s), in the world frame.
+
+    Given states (world frame, e.g. STATE.yaml or ROS messages) override the scene's trajectories, which are in
+    the scene frame and placed in the world by scene.world_from_scene. An actor whose trajectory starts or ends
+    during the capture is kept with its existence window; one absent for the whole capture is left out.
     """
-    motions: dict[int, RigidMotion] = {}
+    motions: dict[int, ActorMotion] = {}
+    placement = scene.world_from_scene
     for actor_id, actor in scene.actors.items():
-        m = actor.trajectory.motion_at(t)
-        if m is not None:
-            motions[actor_id] = m
-    motions.update(overrides or {})
-    return {k: replace(v.to(scene.means.dtype), time=v.time - t_ref) for k, v in motions.items()}
+        got = actor.trajectory.capture_motion(t_start, t_end)
+        if got is not None:
+            m, window = got
+            motions[actor_id] = ActorMotion(m if placement is None else placement.motion(m), window)
+    for actor_id, m in (overrides or {}).items():
+        motions[actor_id] = ActorMotion(m)
+    return motions
 
 
-def gaussian_frames(scene: GaussianScene, motions: dict[int, RigidMotion], lidar: bool) -> GaussianFrames:
-    """Gaussians with their frame index; actor Gaussians whose actor has no motion get zero opacity."""
+def capture_frame(spec: CameraSpec | LidarSpec, ego: RigidMotion, t_start: float) -> LocalFrame:
+    """The local frame of a capture: origin at the sensor's world position at t_start (float64), clock at t_start."""
+    sensor = sensor_motion(spec, ego.to(torch.float64))
+    _, origin = sensor.pose_at(torch.tensor(float(t_start), dtype=torch.float64))
+    return LocalFrame(origin, float(t_start))
+
+
+def gaussian_frames(scene: GaussianScene, motions: dict[int, ActorMotion], lidar: bool, local: LocalFrame
+                    ) -> GaussianFrames:
+    """Gaussians in the capture's local frame, with their frame index and existence windows.
+
+    Static Gaussians are placed in the world (scene.world_from_scene) and shifted to the local origin in float64,
+    then cast to the scene's precision; actor Gaussians stay in their actor's frame, whose motion is localised.
+    Actor Gaussians whose actor has no motion get zero opacity.
+    """
+    dtype = scene.means.dtype
     ids = sorted(int(i) for i in torch.unique(scene.actor_ids).tolist() if i >= 0 and int(i) in motions)
-    bodies: list[RigidMotion | None] = [None] + [motions[i] for i in ids]
+    bodies: list[RigidMotion | None] = [None] + [local.motion(motions[i].motion, dtype) for i in ids]
+    windows: list[tuple[float, float] | None] = [None] + [local.window(motions[i].window) for i in ids]
     frame = torch.zeros(len(scene), dtype=torch.long)
-    present = scene.actor_ids < 0
+    static = scene.actor_ids < 0
+    present = static.clone()
     for f, actor_id in enumerate(ids, start=1):
         sel = scene.actor_ids == actor_id
         frame[sel] = f
         present |= sel
     sigma = scene.sigma_lidar() if lidar else scene.sigma_camera()
     sigma = torch.where(present, sigma, torch.zeros_like(sigma))
-    return GaussianFrames(scene.means, scene.rotations(), scene.log_scales, sigma, frame, bodies)
+    placement = scene.world_from_scene
+    world = scene.means if placement is None else placement.points(scene.means)
+    means = torch.where(static[:, None], local.points(world, dtype), scene.means)
+    rotations = scene.rotations()
+    if placement is not None and placement.has_rotation:
+        placed = placement.rotation.to(dtype) @ rotations
+        rotations = torch.where(static[:, None, None], placed, rotations)
+    return GaussianFrames(means, rotations, scene.log_scales, sigma, frame, bodies, windows)
 
 
 def _values(scene: GaussianScene, colors: Tensor | None, lidar: bool) -> dict[str, Tensor]:
@@ -73,29 +113,43 @@ def _values(scene: GaussianScene, colors: Tensor | None, lidar: bool) -> dict[st
     return values
 
 
-def _ray_outputs(rays: SensorRays, t_ref: float) -> dict[str, Tensor]:
-    return {"ray_origin": rays.origins, "ray_direction": rays.directions,
-            "ray_time": rays.times.to(torch.float64) + t_ref}
+def _ray_outputs(rays: SensorRays, local: LocalFrame) -> dict[str, Tensor]:
+    """World-frame ray outputs: origins and times in float64 (map-scale positions, absolute clock)."""
+    return {"ray_origin": local.world_points(rays.origins), "ray_direction": rays.directions,
+            "ray_time": local.world_times(rays.times)}
 
 
 def _capture(scene: GaussianScene, spec: CameraSpec | LidarSpec, ego: RigidMotion, t_start: float,
-             actors: dict[int, RigidMotion] | None, phase_modeling: bool = True
-             ) -> tuple[SensorRays, CameraProjection | LidarProjection, RigidMotion, GaussianFrames, TileAssignment]:
-    """Shared stages up to tiling, in seconds since t_start: rays, sensor motion, Gaussians in their frames,
-    footprints and tile lists. Returns (rays, projection, sensor, gaussians, assignment)."""
+             actors: dict[int, RigidMotion] | None, phase_modeling: bool = True) -> Capture:
+    """Shared stages up to tiling, in the capture's local frame (origin at the sensor at t_start, seconds since
+    t_start): rays, sensor motion, Gaussians in their frames, footprints and tile lists."""
     lidar = isinstance(spec, LidarSpec)
-    ego = replace(ego.to(scene.means.dtype), time=ego.time - t_start)
+    dtype = scene.means.dtype
+    local = capture_frame(spec, ego, t_start)
+    ego = local.motion(ego, dtype)
     rays = lidar_rays(spec, ego, 0.0) if lidar else camera_rays(spec, ego, 0.0)
     projection = LidarProjection(spec, 0.0) if lidar else CameraProjection(spec, 0.0)
     sensor = sensor_motion(spec, ego)
-    g = gaussian_frames(scene, actor_motions(scene, actors, t_start + projection.t_mid, t_start), lidar=lidar)
+    g = gaussian_frames(scene, actor_motions(scene, actors, t_start, t_start + spec.capture_duration), lidar, local)
     fp = project_gaussians(g.means, g.rotations, g.log_scales.exp(), g.sigma, g.frame, g.bodies, sensor, projection,
                            phase_modeling=phase_modeling)
     if lidar:
         assignment = lidar_tiles(spec, fp, len(scene), wrap=not phase_modeling)
     else:
         assignment = camera_tiles(spec, fp, len(scene))
-    return rays, projection, sensor, g, assignment
+    return Capture(rays, projection, sensor, g, assignment, local)
+
+
+@dataclass
+class Capture:
+    """Everything the rasterizer needs for one capture, in its local frame."""
+
+    rays: SensorRays
+    projection: CameraProjection | LidarProjection
+    sensor: RigidMotion
+    gaussians: GaussianFrames
+    assignment: TileAssignment
+    local: LocalFrame
 
 
 def _rasterize(rays: SensorRays, assignment: TileAssignment, g: GaussianFrames, values: dict[str, Tensor],
@@ -107,9 +161,10 @@ def _rasterize(rays: SensorRays, assignment: TileAssignment, g: GaussianFrames, 
 def render_camera(scene: GaussianScene, camera: CameraSpec, ego: RigidMotion, t_start: float,
                   actors: dict[int, RigidMotion] | None = None, backend: str = "auto") -> dict[str, Tensor]:
     """Render one rolling-shutter camera capture starting at t_start (s). Outputs (H,W[,3]) tensors."""
-    rays, projection, sensor, g, assignment = _capture(scene, camera, ego, t_start, actors)
-    _, sensor_pos = sensor.pose_at(torch.tensor(projection.t_mid, dtype=scene.means.dtype))
-    colors = gaussian_colors(scene, g.frame, g.bodies, sensor_pos, projection.t_mid)
+    cap = _capture(scene, camera, ego, t_start, actors)
+    rays, g, assignment = cap.rays, cap.gaussians, cap.assignment
+    _, sensor_pos = cap.sensor.pose_at(torch.tensor(cap.projection.t_mid, dtype=scene.means.dtype))
+    colors = gaussian_colors(scene, g, sensor_pos, cap.projection.t_mid)
     h, w = camera.height, camera.width
     comp = _rasterize(rays, assignment, g, _values(scene, colors, lidar=False), backend)
     rgb = comp.values["rgb"].reshape(h, w, 3)
@@ -119,7 +174,7 @@ def render_camera(scene: GaussianScene, camera: CameraSpec, ego: RigidMotion, t_
         rgb = rgb + comp.transmittance.reshape(h, w, 1) * scene.sky.radiance(rays.directions)
     out = {
         "rgb": rgb, "alpha": comp.alpha.reshape(h, w), "distance": comp.distance.reshape(h, w),
-        "distance_median": comp.distance_median.reshape(h, w), **_ray_outputs(rays, t_start),
+        "distance_median": comp.distance_median.reshape(h, w), **_ray_outputs(rays, cap.local),
     }
     if scene.features is not None:
         out["features"] = comp.values["features"].reshape(h, w, -1)
@@ -130,7 +185,8 @@ def render_lidar(scene: GaussianScene, lidar: LidarSpec, ego: RigidMotion, t_sta
                  actors: dict[int, RigidMotion] | None = None, phase_modeling: bool = True, backend: str = "auto"
                  ) -> dict[str, Tensor]:
     """Render one spinning-LiDAR sweep starting at t_start (s). Organised outputs are (beams, columns)."""
-    rays, _, _, g, assignment = _capture(scene, lidar, ego, t_start, actors, phase_modeling)
+    cap = _capture(scene, lidar, ego, t_start, actors, phase_modeling)
+    rays, g, assignment = cap.rays, cap.gaussians, cap.assignment
     comp = _rasterize(rays, assignment, g, _values(scene, None, lidar=True), backend)
     shape = (lidar.beams, lidar.columns)
     decoded = scene.lidar_decoder is not None and scene.features is not None
@@ -152,8 +208,8 @@ def render_lidar(scene: GaussianScene, lidar: LidarSpec, ego: RigidMotion, t_sta
     points = median[beam, column, None] * rays.directions_sensor[beam, column]
     return {
         "range": comp.distance.reshape(shape), "range_median": median, "alpha": comp.alpha.reshape(shape),
-        "intensity": intensity, "ray_drop_probability": drop, **_ray_outputs(rays, t_start),
-        "points": points, "point_time": rays.times[beam, column].to(torch.float64) + t_start,
+        "intensity": intensity, "ray_drop_probability": drop, **_ray_outputs(rays, cap.local),
+        "points": points, "point_time": cap.local.world_times(rays.times[beam, column]),
         "point_beam": beam, "point_column": column,
         "returns": returns,
     }

@@ -14,9 +14,12 @@ from ..motion.rigid import RigidMotion
 
 
 def integrate(origins: Tensor, directions: Tensor, times: Tensor, means: Tensor, rotations: Tensor,
-              scales: Tensor, sigma: Tensor, values: Tensor, body_of: list[RigidMotion | None], frame: Tensor
-              ) -> dict[str, Tensor]:
+              scales: Tensor, sigma: Tensor, values: Tensor, body_of: list[RigidMotion | None], frame: Tensor,
+              windows: list[tuple[float, float] | None] | None = None) -> dict[str, Tensor]:
     """Rays (R,3)/(R,)/times against N Gaussians (frame-local means/rotations, std devs, opacity, values (N,C)).
+
+    windows[f] (optional) is the time interval in which body f exists; a ray outside it does not see its
+    Gaussians. Equal hit distances are composited in Gaussian index order.
 
     Returns value (R,C), alpha (R,), distance (R,) expected, distance_median (R,) (NaN without crossing).
     """
@@ -43,10 +46,14 @@ def integrate(origins: Tensor, directions: Tensor, times: Tensor, means: Tensor,
         closest = origins[:, None] + t[..., None] * directions[:, None] - mu
         d2 = (closest[..., None, :] @ inv_cov @ closest[..., None])[..., 0, 0]
         rho = sigma[sel][None] * torch.exp(-0.5 * d2)
+        window = None if windows is None else windows[f]
+        if window is not None:
+            rho = torch.where(((times >= window[0]) & (times <= window[1]))[:, None], rho, torch.zeros_like(rho))
         t_hit[:, sel] = t
         alpha[:, sel] = torch.clamp(rho, max=ALPHA_MAX)
     alpha = torch.where((alpha >= ALPHA_MIN) & (t_hit > 0), alpha, torch.zeros_like(alpha))
-    order = torch.argsort(torch.where(alpha > 0, t_hit, torch.full_like(t_hit, float("inf"))).detach(), dim=1)
+    key = torch.where(alpha > 0, t_hit, torch.full_like(t_hit, float("inf"))).detach()
+    order = torch.argsort(key, dim=1, stable=True)
     transmittance = torch.ones(r_count, dtype=origins.dtype)
     value = torch.zeros((r_count, values.shape[1]), dtype=origins.dtype)
     weight_sum = torch.zeros(r_count, dtype=origins.dtype)

@@ -1,8 +1,10 @@
 """Front-to-back compositing along each ray, ordered by each Gaussian's own hit distance on that ray.
 
 T_i = prod_{j<i} (1 - alpha_j); Gaussian i contributes w_i = alpha_i T_i while T_i >= 1e-4 (then compositing
-stops). Expected distance = sum w t / sum w; median distance = t of the first Gaussian after which the
-transmittance is below 0.5 (NaN if it never is). Entries with alpha == 0 take no part.
+stops; the Gaussian that takes it below is still included). Expected distance = sum w t / sum w; median
+distance = t of the first Gaussian after which the transmittance is strictly below 0.5 (NaN if it never is).
+Entries with alpha == 0 take no part. Equal hit distances keep the order given (the rasterizer lists
+candidates by Gaussian index, so the lower index comes first).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ def composite(t: Tensor, alpha: Tensor, values: dict[str, Tensor]) -> Composite:
         return Composite({k: v.new_zeros((r, v.shape[-1])) for k, v in values.items()}, zero, zero + 1, zero,
                          torch.full_like(zero, float("nan")))
     key = torch.where(alpha > 0, t, torch.full_like(t, float("inf")))
-    key, order = torch.sort(key.detach(), dim=1)
+    key, order = torch.sort(key.detach(), dim=1, stable=True)  # ties: the earlier entry first
     a = torch.gather(alpha, 1, order)
     ts = torch.gather(t, 1, order)
     one_minus = 1.0 - a

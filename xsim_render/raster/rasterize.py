@@ -16,7 +16,9 @@ from .response import tile_response, whitening
 @dataclass
 class GaussianFrames:
     """Gaussians ready to rasterize: means (N,3) / rotations (N,3,3) / log_scales (N,3) in their own frame,
-    sigma (N,) the opacity for this sensor, frame (N,) index into bodies (None = world)."""
+    sigma (N,) the opacity for this sensor, frame (N,) index into bodies (None = world); windows[f] is the time
+    interval (s, the rays' clock) in which body f exists (None: always): rays outside it do not see its
+    Gaussians."""
 
     means: Tensor
     rotations: Tensor
@@ -24,6 +26,21 @@ class GaussianFrames:
     sigma: Tensor
     frame: Tensor
     bodies: list[RigidMotion | None]
+    windows: list[tuple[float, float] | None] | None = None
+
+    def window_bounds(self, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+        """(F,) lower and upper existence bounds per body (-inf / +inf where always present)."""
+        windows = self.windows or [None] * len(self.bodies)
+        lo = torch.tensor([-float("inf") if w is None else w[0] for w in windows], dtype=dtype)
+        hi = torch.tensor([float("inf") if w is None else w[1] for w in windows], dtype=dtype)
+        return lo, hi
+
+
+def exists_at(times: Tensor, frame: Tensor, bounds: tuple[Tensor, Tensor]) -> Tensor:
+    """(R,M) whether Gaussians of frames `frame` (M,) exist at ray times (R,), given window_bounds()."""
+    lo, hi = bounds
+    t = times[:, None]
+    return (t >= lo[frame][None, :]) & (t <= hi[frame][None, :])
 
 
 def rays_in_frames(origins: Tensor, directions: Tensor, times: Tensor, bodies: list[RigidMotion | None]
@@ -52,6 +69,8 @@ def rasterize(origins: Tensor, directions: Tensor, times: Tensor, valid: Tensor,
     alpha = torch.zeros(n_rays, dtype=dtype)
     distance = torch.zeros(n_rays, dtype=dtype)
     median = torch.full((n_rays,), float("nan"), dtype=dtype)
+    bounds = gaussians.window_bounds(times.dtype)
+    windowed = bool(torch.isfinite(bounds[0]).any() or torch.isfinite(bounds[1]).any())
     ray_order = torch.argsort(assignment.ray_tile, stable=True)
     tiles, counts = torch.unique_consecutive(assignment.ray_tile[ray_order], return_counts=True)
     ray_groups = dict(zip(tiles.tolist(), torch.split(ray_order, counts.tolist())))
@@ -65,12 +84,15 @@ def rasterize(origins: Tensor, directions: Tensor, times: Tensor, valid: Tensor,
             continue
         t, a = tile_response(o_f[:, rays], d_f[:, rays], gaussians.frame[cand], whiten[cand], offset[cand],
                              gaussians.sigma[cand])
+        if windowed:
+            a = torch.where(exists_at(times[rays], gaussians.frame[cand], bounds), a, torch.zeros_like(a))
         # keep, per ray, only the Gaussians that contribute (alpha >= 1/255, in front): a handful of the
-        # tile's candidates; topk over the hit distance keeps them in front-to-back order
+        # tile's candidates, in front-to-back order; the stable sort over candidates listed by Gaussian index
+        # resolves ties in hit distance by the lower Gaussian index (the brute force does the same)
         live = a > 0
         k = int(live.sum(1).max())
         key = torch.where(live, t, torch.full_like(t, float("inf"))).detach()
-        _, sel = torch.topk(key, k, dim=1, largest=False, sorted=True)
+        sel = torch.sort(key, dim=1, stable=True).indices[:, :k]
         t, a = torch.gather(t, 1, sel), torch.gather(a, 1, sel)
         vals = {name: v[cand][sel] for name, v in values.items()}
         pieces.append((rays, composite(t, a, vals)))

@@ -1,4 +1,9 @@
-"""Rigid actors and their time-stamped SE(3) trajectories (SLERP rotation, LERP position)."""
+"""Rigid actors and their time-stamped SE(3) trajectories (SLERP rotation, LERP position).
+
+Trajectories are always held in float64: their times are absolute (ROS epoch stamps ~1.7e9 s need float64 to
+keep sub-microsecond steps) and their positions may be map-scale. They are in the scene frame (see
+scene/placement.py for the scene's place in the world).
+"""
 
 from __future__ import annotations
 
@@ -17,7 +22,7 @@ class Trajectory:
 
     Between keyframes the pose is interpolated (LERP / SLERP) and the velocity is that segment's constant
     world-frame linear and angular velocity. Outside [times[0], times[-1]] the actor does not exist, except
-    that a single keyframe holds its pose at all times (a parked object).
+    that a single keyframe holds its pose at all times (a parked object). Stored as float64 whatever is given.
     """
 
     times: Tensor
@@ -25,15 +30,15 @@ class Trajectory:
     rotations: Tensor
 
     def __post_init__(self) -> None:
+        self.times = torch.as_tensor(self.times).to(torch.float64)
+        self.positions = torch.as_tensor(self.positions).to(torch.float64)
+        self.rotations = torch.as_tensor(self.rotations).to(torch.float64)
         k = self.times.shape[0]
         if k == 0 or self.positions.shape != (k, 3) or self.rotations.shape != (k, 4):
             raise ValueError(f"Trajectory: need K>0 times, (K,3) positions, (K,4) rotations; got "
                              f"{tuple(self.times.shape)}, {tuple(self.positions.shape)}, {tuple(self.rotations.shape)}")
         if k > 1 and not bool((self.times[1:] > self.times[:-1]).all()):
             raise ValueError("Trajectory: times must be strictly increasing")
-
-    def to(self, dtype: torch.dtype) -> Trajectory:
-        return Trajectory(self.times.to(dtype), self.positions.to(dtype), self.rotations.to(dtype))
 
     def covers(self, t: float) -> bool:
         """Whether the actor exists at time t."""
@@ -76,6 +81,22 @@ class Trajectory:
         v = (self.positions[i + 1] - self.positions[i]) / dt
         return RigidMotion(quaternion.to_matrix(q), p, v, w, t)
 
+    def capture_motion(self, t_start: float, t_end: float) -> tuple[RigidMotion, tuple[float, float] | None] | None:
+        """Constant-velocity motion of the actor over a capture [t_start, t_end] (absolute seconds) and the
+        time window in which it exists (None: always), or None when it exists at no instant of the capture.
+
+        The motion is referenced at the middle of the capture, or at the nearest end of the trajectory when the
+        trajectory starts or ends during the capture: each ray then sees the actor whenever its own time lies in
+        the window, at the constant-velocity pose of that time (XSIM: constant velocity within one capture).
+        """
+        if self.times.shape[0] == 1:
+            return self.motion_at(0.5 * (t_start + t_end)), None
+        first, last = float(self.times[0]), float(self.times[-1])
+        if last < t_start - 1e-9 or first > t_end + 1e-9:
+            return None
+        t_ref = min(max(0.5 * (t_start + t_end), first), last)
+        return self.motion_at(t_ref), (first - 1e-9, last + 1e-9)
+
 
 @dataclass
 class Actor:
@@ -87,5 +108,6 @@ class Actor:
     size: Tensor | None = None
 
     def to(self, dtype: torch.dtype) -> Actor:
+        """Copy with the box size cast to dtype; the trajectory stays float64 (absolute times, map positions)."""
         size = None if self.size is None else self.size.to(dtype)
-        return Actor(self.id, self.trajectory.to(dtype), self.category, size)
+        return Actor(self.id, self.trajectory, self.category, size)

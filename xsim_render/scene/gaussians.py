@@ -10,6 +10,7 @@ from torch import Tensor
 from ..geometry import quaternion
 from .actors import Actor
 from .decoders import CameraDecoder, LidarDecoder
+from .placement import Placement
 from .sky import Sky
 
 SH_C0 = 0.28209479177387814
@@ -23,7 +24,8 @@ class GaussianScene:
     quats (N,4) wxyz, unnormalised; opacity_camera / opacity_lidar (N,) logits (sigma = sigmoid);
     colors (N,3) base colour in [0,1] (= 0.5 + SH_C0 * f_dc); sh_rest (N,K,3) SH coefficients of degree
     1..3 (K = 3, 8 or 15) or None; features (N,F) or None; intensity (N,) LiDAR intensity in [0,1] or None;
-    actor_ids (N,) int64.
+    actor_ids (N,) int64. world_from_scene places the scene frame (static means, actor trajectories) in the
+    world (map) frame, float64; None is the identity.
     """
 
     means: Tensor
@@ -40,6 +42,7 @@ class GaussianScene:
     sky: Sky | None = None
     camera_decoder: CameraDecoder | None = None
     lidar_decoder: LidarDecoder | None = None
+    world_from_scene: Placement | None = None
 
     TENSOR_FIELDS = ("means", "log_scales", "quats", "opacity_camera", "opacity_lidar", "colors", "actor_ids",
                      "sh_rest", "features", "intensity")

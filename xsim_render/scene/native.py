@@ -21,17 +21,22 @@ scene.yaml::
         category: vehicle
         size: [4.5, 1.9, 1.6] # box size in metres, or null
         trajectory:
-          times: [t0, t1, ...]                 # seconds, strictly increasing
-          positions: [[x, y, z], ...]          # metres, actor frame origin in the world
-          rotations_wxyz: [[w, x, y, z], ...]  # actor frame orientation in the world
+          times: [t0, t1, ...]                 # seconds, strictly increasing (absolute, e.g. ROS epoch; float64)
+          positions: [[x, y, z], ...]          # metres, actor frame origin in the scene frame (float64)
+          rotations_wxyz: [[w, x, y, z], ...]  # actor frame orientation in the scene frame
     sky: {color: [r, g, b]} | {environment: sky.safetensors} | null   # both keys may appear together
+    world_from_scene:         # optional: the scene frame in the world (map) frame, float64; identity if absent
+      translation: [x, y, z]
+      rotation_wxyz: [w, x, y, z]
     decoders:                 # optional
       camera: {config: {...}, weights: camera_decoder.safetensors}
       lidar: {config: {...}, weights: lidar_decoder.safetensors}
 
 gaussians.safetensors holds means (N,3) m, log_scales (N,3), quats (N,4) wxyz, opacity_camera (N,) logit,
 opacity_lidar (N,) logit, colors (N,3), actor_ids (N,) int64 and, when present, sh_rest (N,K,3),
-features (N,F) and intensity (N,); float tensors are stored as float32. Decoders are rebuilt with
+features (N,F) and intensity (N,); float tensors are stored as float32 (means in the scene frame: place a
+map-scale scene with world_from_scene rather than storing map coordinates in float32). Trajectories and the
+placement are YAML numbers, read as float64. Decoders are rebuilt with
 ``decoders.decoder_from_config(config)`` and their weights loaded strictly. Nothing is ever unpickled.
 
 Writing is atomic (the directory is built beside the target and renamed onto it); reading validates
@@ -54,6 +59,7 @@ from ..io_utils import atomic_directory
 from .actors import Actor, Trajectory
 from .decoders import CameraDecoder, LidarDecoder, decoder_from_config
 from .gaussians import GaussianScene
+from .placement import placement_from_dict
 from .sky import Sky
 
 FORMAT = "xsim-scene"
@@ -125,6 +131,8 @@ def save_native(scene: GaussianScene, directory: str | Path) -> None:
         "actors": [_actor_entry(k, a) for k, a in sorted(scene.actors.items())],
         "sky": None,
     }
+    if scene.world_from_scene is not None:
+        index["world_from_scene"] = scene.world_from_scene.to_dict()
     if scene.sky is not None:
         sky: dict[str, Any] = {}
         if scene.sky.color is not None:
@@ -177,8 +185,9 @@ class _Index:
             raise self.error(field, f"{value!r}, expected an integer >= {minimum}")
         return value
 
-    def floats(self, value: Any, field: str, shape: tuple[int | None, ...]) -> Tensor:
-        """A nested list of finite numbers with the given shape (None = any length) as a float32 tensor."""
+    def floats(self, value: Any, field: str, shape: tuple[int | None, ...], dtype: torch.dtype = torch.float32
+               ) -> Tensor:
+        """A nested list of finite numbers with the given shape (None = any length) as a `dtype` tensor."""
         try:
             tensor = torch.tensor(value, dtype=torch.float64)
         except (TypeError, ValueError, RuntimeError):
@@ -187,7 +196,7 @@ class _Index:
             raise self.error(field, f"shape {tuple(tensor.shape)}, expected {shape}")
         if not bool(torch.isfinite(tensor).all()):
             raise self.error(field, "non-finite value")
-        return tensor.to(torch.float32)
+        return tensor.to(dtype)
 
     def file(self, value: Any, field: str) -> Path:
         """A file named by the index: a plain relative path inside the directory that exists."""
@@ -303,10 +312,11 @@ def _load_actors(index: _Index) -> dict[int, Actor]:
         traj = entry.get("trajectory")
         if not isinstance(traj, dict):
             raise index.error(f"{where}.trajectory", f"{traj!r}, expected a mapping")
-        times = index.floats(traj.get("times"), f"{where}.trajectory.times", (None,))
+        f64 = torch.float64  # absolute times and map-scale positions need float64
+        times = index.floats(traj.get("times"), f"{where}.trajectory.times", (None,), f64)
         k = int(times.shape[0])
-        positions = index.floats(traj.get("positions"), f"{where}.trajectory.positions", (k, 3))
-        rotations = index.floats(traj.get("rotations_wxyz"), f"{where}.trajectory.rotations_wxyz", (k, 4))
+        positions = index.floats(traj.get("positions"), f"{where}.trajectory.positions", (k, 3), f64)
+        rotations = index.floats(traj.get("rotations_wxyz"), f"{where}.trajectory.rotations_wxyz", (k, 4), f64)
         if k and not bool((rotations.norm(dim=1) > 0).all()):
             raise index.error(f"{where}.trajectory.rotations_wxyz", "zero quaternion")
         try:
@@ -404,5 +414,9 @@ def load_native(directory: str | Path) -> GaussianScene:
             if entry is not None:
                 decoders[kind] = _load_decoder(index, kind, entry, feature_dim)
 
+    placement = index.data.get("world_from_scene")
+    if placement is not None:
+        placement = placement_from_dict(placement, f"{index.path}: field 'world_from_scene'")
     return GaussianScene(**gaussians, actors=actors, sky=sky,  # type: ignore[arg-type]
-                         camera_decoder=decoders.get("camera"), lidar_decoder=decoders.get("lidar"))
+                         camera_decoder=decoders.get("camera"), lidar_decoder=decoders.get("lidar"),
+                         world_from_scene=placement)

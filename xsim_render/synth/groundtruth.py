@@ -90,7 +90,7 @@ class _Scene:
         self.static_normals = world.static_mesh.face_normals
         self.actor_poses = []
         for a in world.actors:
-            rot, pos, exists = a.trajectory.to(torch.float64).poses_at(torch.as_tensor(unique_times))
+            rot, pos, exists = a.trajectory.poses_at(torch.as_tensor(unique_times))
             bounds = a.mesh.bounds
             center = bounds.mean(0)
             radius = float(np.linalg.norm(a.mesh.vertices - center, axis=1).max()) + 1e-3

@@ -239,7 +239,7 @@ def world_to_gaussians(world: World, spacing: float | None = None) -> GaussianSc
         nf = len(a.mesh.faces)
         parts.append(_part(a.mesh, a.face_material, np.zeros(nf, dtype=np.int32), np.ones(nf, dtype=bool),
                            world.materials, spacing, a.id))
-        actors[a.id] = Actor(a.id, a.trajectory.to(torch.float32), a.category,
+        actors[a.id] = Actor(a.id, a.trajectory, a.category,
                              torch.tensor(a.size, dtype=torch.float32))
     cat = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     f32 = (lambda x: torch.tensor(np.ascontiguousarray(x), dtype=torch.float32))

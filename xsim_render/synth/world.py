@@ -69,7 +69,7 @@ class World:
         Inside the keyframes: interpolated (Trajectory.poses_at). Outside: extrapolated with the end segment's
         constant velocities.
         """
-        traj = self.ego_trajectory.to(torch.float64)
+        traj = self.ego_trajectory
         times = torch.as_tensor(times, dtype=torch.float64)
         t0, t1 = float(traj.times[0]), float(traj.times[-1])
         rot, pos, _ = traj.poses_at(times.clamp(t0, t1))
@@ -82,7 +82,7 @@ class World:
 
     def ego_motion(self, t: float) -> RigidMotion:
         """Pose of base_link at t with its world-frame velocities (keyframe segment around t; constant beyond)."""
-        traj = self.ego_trajectory.to(torch.float64)
+        traj = self.ego_trajectory
         tc = min(max(float(t), float(traj.times[0])), float(traj.times[-1]))
         m = traj.motion_at(tc)
         rot, pos = m.pose_at(torch.tensor(float(t), dtype=torch.float64))
