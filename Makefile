@@ -10,19 +10,29 @@ PIP    := $(VENV)/bin/pip
 # (the local CPU wheel); PyPI mirrors carry newer ones.
 PIPC   := $(PIP) install -c constraints.txt
 
-.PHONY: all venv .venv test demo lint bench clean distclean check-kiss-icp kiss-icp-layouts
+.PHONY: all venv .venv test demo lint bench clean distclean check-kiss-icp kiss-icp-layouts check-colcon
 .DEFAULT_GOAL := test
 
 all: lint test
 
-# `make .venv` (or `make venv`) creates / updates the venv; the stamp makes it a no-op when
-# requirements.txt, setup.py, setup.cfg and constraints.txt are unchanged.
+# `make .venv` (or `make venv`) creates / updates the full pip-only ROS 2 environment in .venv:
+#   1. $(VENV)/.pip-stamp: torch==2.13.0 first, then requirements.txt (renderer), requirements-ros.txt
+#      (rclpy, Fast DDS, message packages, ament/rosidl build tools; all pinned, transitive pins in
+#      constraints.txt) and this package in editable mode;
+#   2. $(VENV)/.stamp: the interface packages xsim_msgs (msg/*.msg) and the venv's tf2_msgs stand-in
+#      (venv_interfaces/tf2_msgs, TFMessage; not on PyPI), built with cmake under build/msgs and
+#      installed into the venv prefix (scripts/build_msgs.sh).
+# Each stamp makes its step a no-op when its inputs are unchanged; an existing venv is updated in place.
+MSG_SRCS := $(sort $(wildcard msg/*.msg)) xsim_msgs/CMakeLists.txt xsim_msgs/package.xml \
+	venv_interfaces/tf2_msgs/CMakeLists.txt venv_interfaces/tf2_msgs/package.xml \
+	$(wildcard venv_interfaces/tf2_msgs/msg/*.msg) scripts/build_msgs.sh
+
 .venv venv: $(VENV)/.stamp
 
-$(VENV)/.stamp: requirements.txt constraints.txt setup.py setup.cfg
-	$(PYTHON) -m venv $(VENV)
+$(VENV)/.pip-stamp: requirements.txt requirements-ros.txt constraints.txt setup.py setup.cfg
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install torch==2.13.0
-	$(PIPC) -r requirements.txt
+	$(PIPC) -r requirements.txt -r requirements-ros.txt
 	$(PIPC) --no-deps -e .
 	@# setuptools' editable wheel drops data_files: register the package in the venv's ament index
 	@# by hand; share/xsim_ros/{package.xml,launch,config,msg} are links into this checkout (live).
@@ -30,6 +40,20 @@ $(VENV)/.stamp: requirements.txt constraints.txt setup.py setup.cfg
 	touch $(VENV)/share/ament_index/resource_index/packages/xsim_ros $(VENV)/COLCON_IGNORE
 	for d in package.xml launch config msg; do ln -sfn $(CURDIR)/$$d $(VENV)/share/xsim_ros/$$d; done
 	touch $@
+
+$(VENV)/.stamp: $(VENV)/.pip-stamp $(MSG_SRCS)
+	scripts/build_msgs.sh $(VENV) build/msgs
+	touch $@
+
+# colcon from PyPI (only for check-colcon; pinned in requirements-colcon.txt / constraints.txt).
+$(VENV)/.colcon-stamp: $(VENV)/.stamp requirements-colcon.txt constraints.txt
+	$(PIPC) -r requirements-colcon.txt
+	touch $@
+
+# Builds this repository with colcon (ament/rosidl from the wheels) in a temporary workspace, sources
+# its install/setup.bash and checks that `sensor_sim` from the install space publishes (scripts/check_colcon.sh).
+check-colcon: $(VENV)/.colcon-stamp
+	scripts/check_colcon.sh $(VENV)
 
 test: $(VENV)/.stamp
 	$(PY) -m pytest -q

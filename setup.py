@@ -30,20 +30,35 @@ def _package_data(package: str, subdir: str) -> list[str]:
 
 
 def _glob(pattern: str) -> list[str]:
-    return sorted(glob(pattern))
+    """Files matching pattern (relative to this directory, whatever the working directory is)."""
+    return sorted(os.path.relpath(p, here) for p in glob(os.path.join(here, pattern)) if os.path.isfile(p))
+
+
+def _share_tree(subdir: str, suffixes: tuple[str, ...]) -> list[tuple[str, list[str]]]:
+    """data_files entries installing <subdir>/** (files with these suffixes) to share/<package>/<subdir>/**."""
+    out = []
+    for dirpath, dirs, files in os.walk(os.path.join(here, subdir)):
+        dirs[:] = sorted(d for d in dirs if not d.startswith((".", "__")))
+        rel = os.path.relpath(dirpath, here)
+        chosen = sorted(os.path.join(rel, f) for f in files if f.endswith(suffixes))
+        if chosen:
+            out.append((os.path.join("share", package_name, rel), chosen))
+    return out
 
 
 setup(
     name=package_name,
     version="0.1.0",
     packages=find_packages(exclude=["test", "test.*", "bench", "bench.*"]),
-    package_data={"xsim_render": _package_data("xsim_render", "data")},
+    # data files of the renderer and the C++/CUDA sources its kernels are compiled from at first use
+    package_data={"xsim_render": _package_data("xsim_render", "data") + _package_data("xsim_render", "kernels/csrc")},
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
         ("share/" + package_name, ["package.xml"]),
-        ("share/" + package_name + "/launch", _glob("launch/*.py")),
-        ("share/" + package_name + "/config", _glob("config/*.yaml")),
         ("share/" + package_name + "/msg", _glob("msg/*.msg")),
+        # launch descriptions (XML / YAML / Python) and the demo rig, scenario and parameter files
+        *_share_tree("launch", (".xml", ".yaml", ".py")),
+        *_share_tree("config", (".yaml", ".yml", ".xml", ".ply", ".json", ".md")),
     ],
     python_requires=">=3.10",
     install_requires=["numpy", "pyyaml"],
@@ -55,6 +70,10 @@ setup(
     entry_points={
         "console_scripts": [
             "xsim = xsim_render.cli.main:main",
+            # ROS 2 nodes (xsim_ros/): `ros2 run xsim_ros <name>` (colcon install: lib/xsim_ros/, see setup.cfg)
+            # or `.venv/bin/<name>` (pip install).
+            "sensor_sim = xsim_ros.sensor_sim:main",
+            "scenario_player = xsim_ros.scenario_player:main",
         ],
     },
 )
