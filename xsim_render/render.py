@@ -154,7 +154,8 @@ class Capture:
 
 def _rasterize(rays: SensorRays, assignment: TileAssignment, g: GaussianFrames, values: dict[str, Tensor],
                backend: str = "reference") -> Composite:
-    return rasterizer(resolve_backend(backend))(rays.origins.reshape(-1, 3), rays.directions.reshape(-1, 3), rays.times.reshape(-1),
+    rasterize = rasterizer(resolve_backend(backend))
+    return rasterize(rays.origins.reshape(-1, 3), rays.directions.reshape(-1, 3), rays.times.reshape(-1),
                      rays.valid.reshape(-1), assignment, g, values)
 
 

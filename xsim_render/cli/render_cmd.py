@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import argparse
 import math
+from dataclasses import replace
 
 import numpy as np
 import torch
 
+from ..backends import BACKENDS
 from ..errors import InputError
 from ..io_utils import atomic_write_stream, check_output_file
 from ..motion.state import load_state
 from ..render import render_camera, render_lidar
 from ..scene.io import load_scene
+from ..scene.placement import parse_placement
 from ..sensors.rig import CameraSpec, load_rig
-
-BACKENDS = ("reference", "auto")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -33,7 +34,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="output file: an .npz archive (numpy.load) written to exactly this path, whatever its "
                         "suffix (no '.npz' is appended); checked before rendering, replaced atomically")
     p.add_argument("--backend", choices=BACKENDS, default="auto",
-                   help="reference: pure PyTorch; auto: fastest available (the reference until kernels land)")
+                   help="reference: pure PyTorch; cpu: C++/OpenMP kernels; cuda: GPU kernels; auto: the fastest "
+                        "usable one (`xsim doctor` lists which work here)")
+    p.add_argument("--world-from-scene", metavar="PLACEMENT", default=None,
+                   help="place the scene in the world (map) frame of the state, overriding the scene's own "
+                        "world_from_scene: 'x,y,z', 'x,y,z,qw,qx,qy,qz' or a YAML file {translation, rotation_wxyz}")
     p.add_argument("--no-phase-modeling", action="store_true", help="LiDAR: disable XSIM phase modeling")
     p.add_argument("--float64", action="store_true", help="render in double precision")
     p.set_defaults(func=run)
@@ -43,19 +48,22 @@ def render_to_arrays(args: argparse.Namespace) -> dict[str, np.ndarray]:
     """Load inputs, render, and return the OUT.npz arrays (float32; ray_origin and times float64)."""
     if not math.isfinite(args.time):
         raise InputError(f"--time: must be a finite number of seconds, got {args.time}")
+    placement = None if args.world_from_scene is None else parse_placement(args.world_from_scene)
     rig = load_rig(args.rig)
     sensor = rig.sensor(args.sensor)
     state = load_state(args.state)
     scene = load_scene(args.scene)
     dtype = torch.float64 if args.float64 else torch.float32
     scene = scene.to(dtype)
+    if placement is not None:
+        scene = replace(scene, world_from_scene=placement)
     with torch.no_grad():
         if isinstance(sensor, CameraSpec):
-            out = render_camera(scene, sensor, state.ego, args.time, state.actors)
+            out = render_camera(scene, sensor, state.ego, args.time, state.actors, backend=args.backend)
             keys = ("rgb", "alpha", "distance", "distance_median", "ray_origin", "ray_direction", "ray_time")
         else:
             out = render_lidar(scene, sensor, state.ego, args.time, state.actors,
-                               phase_modeling=not args.no_phase_modeling)
+                               phase_modeling=not args.no_phase_modeling, backend=args.backend)
             keys = ("range", "range_median", "alpha", "intensity", "ray_drop_probability", "ray_origin",
                     "ray_direction", "ray_time", "points", "point_time", "point_beam", "point_column")
     arrays = {}
