@@ -22,13 +22,26 @@ _N = 3
 _LAMBDA = UT_ALPHA**2 * (_N + UT_KAPPA) - _N
 
 
-def ut_weights(dtype: torch.dtype) -> tuple[Tensor, Tensor]:
-    """(weights for the mean, weights for the covariance), 7 each, centre point first."""
-    w_m = torch.full((2 * _N + 1,), 1.0 / (2 * (_N + _LAMBDA)), dtype=dtype)
+def ut_weights(dtype: torch.dtype, alpha: float = UT_ALPHA, beta: float = UT_BETA,
+               kappa: float = UT_KAPPA) -> tuple[Tensor, Tensor]:
+    """(weights for the mean, weights for the covariance), 7 each, centre point first.
+
+    lambda = alpha^2 (n + kappa) - n; W0m = lambda / (n + lambda), W0c = W0m + 1 - alpha^2 + beta,
+    Wi = 1 / (2 (n + lambda)) for the six others. The defaults are the renderer's; other values are for tests.
+    """
+    lam = alpha**2 * (_N + kappa) - _N
+    w_m = torch.full((2 * _N + 1,), 1.0 / (2 * (_N + lam)), dtype=dtype)
     w_c = w_m.clone()
-    w_m[0] = _LAMBDA / (_N + _LAMBDA)
-    w_c[0] = _LAMBDA / (_N + _LAMBDA) + (1 - UT_ALPHA**2 + UT_BETA)
+    w_m[0] = lam / (_N + lam)
+    w_c[0] = lam / (_N + lam) + (1 - alpha**2 + beta)
     return w_m, w_c
+
+
+def weighted_moments(coords: Tensor, w_m: Tensor, w_c: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean (N, 2) and covariance (N, 2, 2) of projected sigma points (N, 7, 2) with weights (7,) each."""
+    mean = (w_m[None, :, None] * coords).sum(1)
+    diff = coords - mean[:, None, :]
+    return mean, (w_c[None, :, None, None] * diff[..., :, None] * diff[..., None, :]).sum(1)
 
 
 def sigma_points(means: Tensor, rotations: Tensor, scales: Tensor) -> Tensor:
@@ -58,7 +71,5 @@ def unscented_transform(
     result = solve_observation_time(points, body, sensor, projection, eta0, branch)
     w_m, w_c = ut_weights(means.dtype)
     coords = torch.where(result.valid[..., None], result.coords, torch.zeros_like(result.coords))
-    mean = (w_m[None, :, None] * coords).sum(1)
-    diff = coords - mean[:, None, :]
-    cov = (w_c[None, :, None, None] * diff[..., :, None] * diff[..., None, :]).sum(1)
+    mean, cov = weighted_moments(coords, w_m, w_c)
     return UnscentedProjection(mean, cov, result.distance[:, 0], result.valid.all(1), coords)
