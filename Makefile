@@ -10,7 +10,7 @@ PIP    := $(VENV)/bin/pip
 # (the local CPU wheel); PyPI mirrors carry newer ones.
 PIPC   := $(PIP) install -c constraints.txt
 
-.PHONY: all venv .venv test demo lint bench clean distclean check-kiss-icp kiss-icp-layouts check-colcon
+.PHONY: all venv .venv test demo lint bench clean distclean check-kiss-icp kiss-icp-layouts kernels check-cuda check-nvcc check-colcon
 .DEFAULT_GOAL := test
 
 all: lint test
@@ -55,11 +55,15 @@ $(VENV)/.colcon-stamp: $(VENV)/.stamp requirements-colcon.txt constraints.txt
 check-colcon: $(VENV)/.colcon-stamp
 	scripts/check_colcon.sh $(VENV)
 
-test: $(VENV)/.stamp
+test: $(VENV)/.stamp kernels
 	$(PY) -m pytest -q
 
-demo: $(VENV)/.stamp
+# The stills, then the ROS 2 graph (scenario_player + sensor_sim, lockstep) on the demo world: 2 s of sim time
+# with the sensors at 2 Hz (10 captures; a few minutes on 2 CPU cores), recorded to demo_out/graph_bag with a
+# per-topic table and demo_out/graph_contact_sheet.png. ROS_DOMAIN_ID defaults to 0 (set it to isolate the graph).
+demo: $(VENV)/.stamp kernels
 	$(PY) -m xsim_render.demo --out demo_out
+	$(PY) -m xsim_ros.demo --out demo_out --duration 2 --rate 2
 
 lint: $(VENV)/.stamp
 	$(VENV)/bin/ruff check .
@@ -88,3 +92,29 @@ check-kiss-icp: $(VENV)/.stamp
 kiss-icp-layouts: $(VENV)/.stamp
 	$(PIPC) kiss-icp==1.3.0
 	$(PY) scripts/kiss_icp_beam_layouts.py
+
+# Fast rendering kernels (xsim_render/kernels/): build the C++/OpenMP extension, and the CUDA one where torch
+# sees a GPU, ahead of their first use (cache: build/kernels/). `xsim doctor` says which backends work here.
+kernels: $(VENV)/.stamp
+	$(PY) -m xsim_render.kernels.build
+
+# Compile every CUDA source to an object with nvcc (no GPU needed; CI runs it), and syntax-check the CUDA
+# binding. Fails loudly if nvcc is missing. `make -j2 check-cuda` compiles the .cu files in parallel.
+NVCC ?= nvcc
+CUDA_ARCH ?= sm_90
+KCSRC := xsim_render/kernels/csrc
+CUDA_CHECK_OBJS := $(patsubst $(KCSRC)/cuda/%.cu,build/check-cuda/%.o,$(wildcard $(KCSRC)/cuda/*.cu))
+
+check-cuda: check-nvcc $(CUDA_CHECK_OBJS) $(VENV)/.stamp
+	@inc=$$($(PY) -c "import sysconfig, torch.utils.cpp_extension as c; print(' '.join(['-isystem ' + p for p in c.include_paths()] + ['-isystem ' + sysconfig.get_paths()['include']]))"); \
+	  cuda_inc=$$($(NVCC) --dryrun -c -x cu /dev/null -o /dev/null 2>&1 | sed -n 's/^#\$$ INCLUDES="\(.*\)".*/\1/p' | head -1); \
+	  echo "c++ -fsyntax-only $(KCSRC)/cuda/bindings.cpp"; \
+	  c++ -std=c++17 -fsyntax-only -DTORCH_EXTENSION_NAME=xsim_cuda_check -I$(KCSRC)/include $$cuda_inc $$inc $(KCSRC)/cuda/bindings.cpp
+	@echo "check-cuda: $(words $(CUDA_CHECK_OBJS)) CUDA sources compiled ($(CUDA_ARCH)), binding ok"
+
+check-nvcc:
+	@command -v $(NVCC) >/dev/null 2>&1 || { echo "check-cuda: $(NVCC) not found: install the CUDA toolkit or set NVCC=/path/to/nvcc" >&2; exit 1; }
+
+build/check-cuda/%.o: $(KCSRC)/cuda/%.cu $(wildcard $(KCSRC)/include/xsim/*.h) $(KCSRC)/cuda/xsim_cuda.h | check-nvcc
+	@mkdir -p $(@D)
+	$(NVCC) -std=c++17 -O3 -arch=$(CUDA_ARCH) -I$(KCSRC)/include -c $< -o $@

@@ -152,3 +152,16 @@ def test_cli_world_from_scene(tmp_path):
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "--world-from-scene" in r.stderr
     assert not (tmp_path / "p.npz").exists()
+
+
+def test_sensor_sim_assets_take_world_from_scene(tmp_path):
+    """The ROS node's scene loading (sim.engine.load_assets, parameter world_from_scene) places the scene."""
+    from xsim_render.sim.engine import load_assets
+
+    save_scene(random_scene(10, seed=1).to(torch.float32), tmp_path / "s.ply")
+    Rig([camera_rig("pinhole")]).save(tmp_path / "rig.yaml")
+    assert load_assets(tmp_path / "s.ply", tmp_path / "rig.yaml").scene.world_from_scene is None
+    placed = load_assets(tmp_path / "s.ply", tmp_path / "rig.yaml", "5e5,5e6,30").scene.world_from_scene
+    assert placed.translation.tolist() == [5e5, 5e6, 30.0]
+    with pytest.raises(InputError, match="world_from_scene"):
+        load_assets(tmp_path / "s.ply", tmp_path / "rig.yaml", "1,2")

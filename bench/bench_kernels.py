@@ -1,0 +1,233 @@
+"""Throughput of the rendering backends (reference, cpu, cuda) on street scenes (not a test).
+
+Scenes: bench_reference.street_scene with 100k / 200k / 1M Gaussians (and, with --twin DIR, a native scene such
+as the synthetic world's Gaussian twin). Sensors: a 1920x1080 rolling-shutter pinhole camera (30 ms readout) and
+a 128 x 2048 LiDAR, ego at 10 m/s yawing 0.1 rad/s, float32. Every (backend, scene, sensor) runs in its own
+process (clean peak memory): one warm-up render, then --repeats timed renders through the public API
+(render_camera / render_lidar); the best wall time counts, with the process CPU time, the time per stage (rays,
+Gaussian frames, SH colours, projection + tiling, rasterization, rest) and the peak resident memory (and GPU
+memory for cuda). The reference is slow at these sizes: it runs once per configuration, without warm-up, up to
+--reference-max Gaussians; the speed-up column divides its time by each backend's on the same scene and sensor.
+
+Writes bench/results/kernels.csv, kernels.md (table) and kernels.png (throughput against Gaussians).
+Usage: python bench/bench_kernels.py [--gaussians 100000 200000 1000000] [--backends cpu cuda reference]
+       [--sensors camera lidar] [--repeats 3] [--reference-max 200000] [--cpu-max N] [--twin DIR] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import json
+import math
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+STAGES = ("rays", "frames", "colors", "tiles", "raster")
+
+
+def rig():
+    from xsim_render.sensors.rig import rig_from_dict
+
+    return rig_from_dict({"sensors": [
+        {"name": "camera", "type": "camera", "model": "pinhole", "width": 1920, "height": 1080, "fx": 1400.0,
+         "fy": 1400.0, "cx": 960.0, "cy": 540.0,
+         "rolling_shutter": {"direction": "top_to_bottom", "readout_time": 0.03},
+         "extrinsics": {"translation": [1.5, 0.0, 1.6], "rotation_wxyz": [0.5, -0.5, 0.5, -0.5]}},
+        {"name": "lidar", "type": "lidar", "columns": 2048, "spin_rate_hz": 10.0,
+         "elevations": [math.radians(-25 + 40 * (i / 127) ** 1.3) for i in range(128)],
+         "extrinsics": {"translation": [0.0, 0.0, 1.9]}}]})
+
+
+def load_bench_scene(name: str, n: int):
+    import torch
+
+    if name == "street":
+        sys.path.insert(0, str(HERE))
+        from bench_reference import street_scene
+
+        return street_scene(n)
+    from xsim_render.scene.io import load_scene
+
+    return load_scene(name).to(torch.float32)
+
+
+@contextlib.contextmanager
+def timed_stages(times: dict[str, float]):
+    """Accumulate wall time per stage by wrapping render.py's stage functions (after backend_stages)."""
+    import xsim_render.render as r
+
+    def wrap(fn, stage):
+        def inner(*a, **k):
+            t = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                times[stage] = times.get(stage, 0.0) + time.perf_counter() - t
+        return inner
+
+    names = {"camera_rays": "rays", "lidar_rays": "rays", "gaussian_frames": "frames", "gaussian_colors": "colors",
+             "project_gaussians": "tiles", "camera_tiles": "tiles", "lidar_tiles": "tiles"}
+    saved = {k: getattr(r, k) for k in names}
+    saved["rasterizer"] = r.rasterizer
+    try:
+        for k, stage in names.items():
+            setattr(r, k, wrap(saved[k], stage))
+        r.rasterizer = lambda name: wrap(saved["rasterizer"](name), "raster")
+        yield
+    finally:
+        for k, v in saved.items():
+            setattr(r, k, v)
+
+
+def run_one(cfg: dict) -> dict:
+    """One (backend, scene, sensor) configuration, in this process."""
+    import torch
+
+    from xsim_render.kernels.wiring import backend_stages
+    from xsim_render.motion import RigidMotion
+    from xsim_render.render import render_camera, render_lidar
+
+    if cfg["threads"]:
+        torch.set_num_threads(cfg["threads"])
+    scene = load_bench_scene(cfg["scene"], cfg["gaussians"])
+    sensor = rig().sensor(cfg["sensor"])
+    ego = RigidMotion.from_values((0, 0, 0), (1, 0, 0, 0), (10.0, 0, 0), (0, 0, 0.1))
+    render = render_camera if sensor.type == "camera" else render_lidar
+    rays = sensor.width * sensor.height if sensor.type == "camera" else sensor.beams * sensor.columns
+    cuda = cfg["backend"] == "cuda"
+    load = os.getloadavg()[0]
+    best = None
+    with torch.no_grad(), backend_stages(cfg["backend"]):
+        for i in range(cfg["repeats"] + (0 if cfg["backend"] == "reference" else 1)):
+            times: dict[str, float] = {}
+            wall, cpu = time.perf_counter(), time.process_time()
+            with timed_stages(times):
+                out = render(scene, sensor, ego, 0.0, backend=cfg["backend"])
+            if cuda:
+                torch.cuda.synchronize()
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            warm = cfg["backend"] == "reference" or i > 0
+            if warm and (best is None or wall < best["seconds"]):
+                best = {"seconds": wall, "cpu_seconds": cpu, **{s: times.get(s, 0.0) for s in STAGES}}
+    best["other"] = max(0.0, best["seconds"] - sum(best[s] for s in STAGES))
+    row = {**{k: cfg[k] for k in ("backend", "scene", "sensor")}, "gaussians": len(scene), "rays": rays,
+           **{k: round(v, 4) for k, v in best.items()}, "mrays_per_s": round(rays / best["seconds"] / 1e6, 4),
+           "alpha_mean": round(float(out["alpha"].float().mean()), 4),
+           "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+           "peak_gpu_mb": "", "threads": torch.get_num_threads(), "load_before": round(load, 2),
+           "machine": f"{platform.machine()} {os.cpu_count()} cpus" + (
+               f", {torch.cuda.get_device_name(0)}" if cuda else "")}
+    if cuda:
+        from xsim_render.kernels import build
+
+        pool = build.load("cuda").pool_peak_bytes()  # kernel temporaries (stream-ordered pool)
+        row["peak_gpu_mb"] = round((pool + torch.cuda.max_memory_allocated()) / 2**20, 1)
+    return row
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, sensor, unit in ((axes[0], "camera", "MP/s (1920x1080)"), (axes[1], "lidar", "MR/s (128x2048)")):
+        for backend in sorted({r["backend"] for r in rows}):
+            pts = sorted((r["gaussians"], r["mrays_per_s"]) for r in rows
+                         if r["sensor"] == sensor and r["backend"] == backend and r["scene"] == "street")
+            if pts:
+                ax.plot(*zip(*pts), marker="o", label=backend)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("Gaussians (street scene)")
+        ax.set_ylabel(unit)
+        ax.set_title(sensor)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def write_results(rows: list[dict], prefix: str) -> None:
+    ref = {(r["scene"], r["gaussians"], r["sensor"]): r["seconds"] for r in rows if r["backend"] == "reference"}
+    for r in rows:
+        base = ref.get((r["scene"], r["gaussians"], r["sensor"]))
+        r["speedup_vs_reference"] = round(base / r["seconds"], 1) if base else ""
+    RESULTS.mkdir(exist_ok=True)
+    fields = ["backend", "scene", "gaussians", "sensor", "rays", "seconds", "mrays_per_s", "speedup_vs_reference",
+              "cpu_seconds", *STAGES, "other", "peak_rss_mb", "peak_gpu_mb", "alpha_mean", "threads", "load_before",
+              "machine"]
+    tmp = RESULTS / f".{prefix}.csv.tmp"
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, RESULTS / f"{prefix}.csv")
+    head = ("| backend | scene | Gaussians | sensor | s | M rays/s | x ref | CPU s | rays | frames | colors | "
+            "proj+tiles | raster | other | peak RSS MB | peak GPU MB | load |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in rows:
+        lines.append("| " + " | ".join(str(r[k]) for k in (
+            "backend", "scene", "gaussians", "sensor", "seconds", "mrays_per_s", "speedup_vs_reference",
+            "cpu_seconds", *STAGES, "other", "peak_rss_mb", "peak_gpu_mb", "load_before")) + " |")
+    (RESULTS / f"{prefix}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    plot(rows, RESULTS / f"{prefix}.png")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--gaussians", type=int, nargs="+", default=[100_000, 200_000, 1_000_000])
+    parser.add_argument("--backends", nargs="+", default=None, help="default: every usable one, and reference")
+    parser.add_argument("--sensors", nargs="+", default=["camera", "lidar"])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--reference-max", type=int, default=200_000)
+    parser.add_argument("--cpu-max", type=int, default=10**9, help="largest scene the cpu backend runs on")
+    parser.add_argument("--twin", default=None, help="also benchmark this native scene directory")
+    parser.add_argument("--threads", type=int, default=0, help="torch / OpenMP threads (default: torch's)")
+    parser.add_argument("--prefix", default="kernels", help="results file name prefix")
+    parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        print("RESULT " + json.dumps(run_one(json.loads(args.one))), flush=True)
+        return
+    from xsim_render import backends
+
+    usable = [k for k, v in backends.available_backends(build=True).items() if v is None]
+    chosen = args.backends or [b for b in ("cuda", "cpu", "reference") if b in usable]
+    scenes = [("street", n) for n in args.gaussians] + ([(args.twin, 0)] if args.twin else [])
+    rows = []
+    for scene, n in scenes:
+        for sensor in args.sensors:
+            for backend in chosen:
+                if (backend == "reference" and n > args.reference_max) or (backend == "cpu" and n > args.cpu_max):
+                    continue
+                cfg = {"backend": backend, "scene": scene, "gaussians": n, "sensor": sensor,
+                       "repeats": 1 if backend == "reference" else args.repeats, "threads": args.threads}
+                print(f"== {backend} {scene} {n} {sensor}", flush=True)
+                proc = subprocess.run([sys.executable, __file__, "--one", json.dumps(cfg)], capture_output=True,
+                                      text=True, cwd=HERE.parent)
+                result = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+                if proc.returncode != 0 or not result:
+                    print(f"   failed: {proc.stderr.strip().splitlines()[-1:]}", flush=True)
+                    continue
+                row = json.loads(result[0][7:])
+                rows.append(row)
+                print(f"   {row['seconds']} s, {row['mrays_per_s']} M rays/s, peak {row['peak_rss_mb']} MB",
+                      flush=True)
+    if rows:
+        write_results(rows, args.prefix)
+
+
+if __name__ == "__main__":
+    main()

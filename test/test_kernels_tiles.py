@@ -1,0 +1,166 @@
+"""The C++ ray generation, projection and tiling against the reference stages, and the whole cpu pipeline.
+
+Tile lists: the kernels' (tile, Gaussian) pairs contain the reference's, except pairs of Gaussians the kernels
+skip because no ray of the capture can meet them (kernels/tiles.py), and every pair the kernels drop carries no
+live hit (alpha >= 1/255) on any ray of its tile. Extra pairs come only from the widening TILE_MARGIN and stay
+under 2 % of the list.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from _scenes import camera_rig, ego_motion, lidar_rig, random_scene
+
+from xsim_render.kernels import build
+from xsim_render.kernels.rays import sensor_rays_cpu
+from xsim_render.kernels.tiles import project_and_tile_cpu
+from xsim_render.kernels.wiring import backend_stages
+from xsim_render.motion import RigidMotion
+from xsim_render.raster.rasterize import rays_in_frames
+from xsim_render.raster.response import tile_response, whitening
+from xsim_render.render import _capture, render_camera, render_lidar
+from xsim_render.sensors.rays import camera_rays, lidar_rays
+
+F32, F64 = torch.float32, torch.float64
+KEY = 1 << 32
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cpu_kernels():
+    build.load("cpu")
+
+
+def pairs(assignment) -> set[int]:
+    return set((assignment.tile_ids * KEY + assignment.gaussian_ids).tolist())
+
+
+def live_pairs(cap, candidates: set[int]) -> int:
+    """How many of the (tile, Gaussian) pairs give some ray of the tile alpha > 0 (reference response)."""
+    g, r = cap.gaussians, cap.rays
+    o_f, d_f = rays_in_frames(r.origins.reshape(-1, 3), r.directions.reshape(-1, 3), r.times.reshape(-1), g.bodies)
+    whiten, offset = whitening(g.means, g.rotations, g.log_scales)
+    ray_tile = cap.assignment.ray_tile
+    live = 0
+    for key in candidates:
+        tile, gi = divmod(key, KEY)
+        rays = ((ray_tile == tile) & r.valid.reshape(-1)).nonzero().squeeze(1)
+        _, a = tile_response(o_f[:, rays], d_f[:, rays], g.frame[[gi]], whiten[[gi]], offset[[gi]], g.sigma[[gi]])
+        live += int((a > 0).any())
+    return live
+
+
+def check_tiles(cap, spec, phase_modeling=True):
+    mine, info = project_and_tile_cpu(spec, cap.gaussians, cap.sensor, cap.projection, phase_modeling)
+    assert torch.equal(mine.ray_tile, cap.assignment.ray_tile.reshape(-1))
+    assert mine.num_tiles == cap.assignment.num_tiles
+    ref, got = pairs(cap.assignment), pairs(mine)
+    assert len(ref) > 100, "the scene must cover tiles for the test to mean anything"
+    missing = ref - got
+    assert live_pairs(cap, missing) == 0, f"{len(missing)} reference pairs missing, some with live hits"
+    assert len(missing) <= info["culled"] * cap.assignment.num_tiles
+    assert len(got - ref) <= 0.02 * len(ref) + 5
+    # sorted by tile, then Gaussian, without duplicates (TileAssignment's contract)
+    key = mine.tile_ids * KEY + mine.gaussian_ids
+    assert bool((key[1:] > key[:-1]).all())
+    return info
+
+
+@pytest.mark.parametrize("dtype", [F64, F32])
+@pytest.mark.parametrize("model", ["pinhole", "opencv", "fisheye"])
+def test_camera_tiles_cover_the_reference(model, dtype):
+    scene = random_scene(300, seed=41 + len(model), n_actor=60).to(dtype)
+    cam = camera_rig(model, width=80, height=56, readout=0.05)
+    with torch.no_grad():
+        check_tiles(_capture(scene, cam, ego_motion(True), 0.01, None), cam)
+
+
+@pytest.mark.parametrize("dtype", [F64, F32])
+@pytest.mark.parametrize("phase_modeling", [True, False])
+@pytest.mark.parametrize("spin", ["ccw", "cw"])
+def test_lidar_tiles_cover_the_reference(spin, phase_modeling, dtype):
+    scene = random_scene(300, seed=43 + (spin == "cw"), centre=(0.0, 0.0, 1.5), spread=(12.0, 12.0, 1.5),
+                         n_actor=60).to(dtype)
+    lidar = lidar_rig(columns=256, spin=spin, seam=2.5)
+    with torch.no_grad():
+        cap = _capture(scene, lidar, ego_motion(True), 0.02, None, phase_modeling)
+        info = check_tiles(cap, lidar, phase_modeling)
+    assert info["cones"] > 0, "Gaussians near the sensor take the bounding-cone path"
+
+
+def test_far_gaussians_outside_the_fan_are_skipped_and_matter_nowhere():
+    """Gaussians high above the top beam are culled by the kernels; the reference keeps pairs for none of them
+    that carry a live hit."""
+    scene = random_scene(200, seed=5, centre=(0.0, 0.0, 30.0), spread=(20.0, 20.0, 5.0)).to(F64)
+    lidar = lidar_rig(columns=256)
+    with torch.no_grad():
+        cap = _capture(scene, lidar, ego_motion(False), 0.0, None)
+        mine, info = project_and_tile_cpu(lidar, cap.gaussians, cap.sensor, cap.projection)
+    assert info["culled"] > 150
+    assert live_pairs(cap, pairs(cap.assignment) - pairs(mine)) == 0
+
+
+@pytest.mark.parametrize("dtype", [F64, F32])
+def test_ray_generation_matches_the_reference(dtype):
+    ego = ego_motion(True, dtype=dtype)
+    tol = 1e-12 if dtype == F64 else 2e-6
+    for spec, reference in ((camera_rig("opencv", width=64, height=40, direction="right_to_left"), camera_rays),
+                            (camera_rig("fisheye", width=64, height=40), camera_rays),
+                            (lidar_rig(spin="cw"), lidar_rays)):
+        a, b = reference(spec, ego, 0.013), sensor_rays_cpu(spec, ego, 0.013)
+        assert torch.equal(a.valid, b.valid) and a.origins.dtype == b.origins.dtype == dtype
+        for field in ("origins", "directions", "times", "directions_sensor"):
+            diff = (getattr(a, field) - getattr(b, field))[a.valid]
+            assert diff.abs().max() <= tol, field
+
+
+@pytest.mark.parametrize("dtype", [F64, F32])
+def test_whole_cpu_pipeline_matches_the_reference(dtype):
+    """Rays, projection, tiling and rasterization all in C++ (backend_stages) against the reference renderer."""
+    scene = random_scene(250, seed=61, n_actor=50, sh_degree=1).to(dtype)
+    cam = camera_rig("opencv", width=64, height=48)
+    lid_scene = random_scene(250, seed=62, centre=(0.0, 0.0, 1.5), spread=(12.0, 12.0, 1.5), n_actor=50).to(dtype)
+    lidar = lidar_rig(columns=256, spin="cw", seam=2.0)
+    ego = ego_motion(True)
+    with torch.no_grad():
+        ref_c = render_camera(scene, cam, ego, 0.02, backend="reference")
+        ref_l = render_lidar(lid_scene, lidar, ego, 0.03, backend="reference")
+        with backend_stages("cpu"):
+            out_c = render_camera(scene, cam, ego, 0.02, backend="cpu")
+            out_l = render_lidar(lid_scene, lidar, ego, 0.03, backend="cpu")
+    tol = 1e-9 if dtype == F64 else 1e-3
+    for key in ("rgb", "alpha", "distance"):
+        assert (ref_c[key] - out_c[key]).abs().max() < tol, key
+    assert torch.equal(torch.isnan(ref_c["distance_median"]), torch.isnan(out_c["distance_median"]))
+    for key in ("alpha", "intensity", "range"):
+        assert (ref_l[key] - out_l[key]).abs().max() < (tol if key != "range" else 10 * tol), key
+    assert torch.equal(ref_l["returns"], out_l["returns"])
+    assert int(ref_l["returns"].sum()) > 200 and ref_c["alpha"].max() > 0.5
+
+
+def test_backend_stages_restore_the_reference():
+    import xsim_render.render as render_module
+
+    before = render_module.camera_rays
+    with backend_stages("cpu"):
+        inside = render_module.camera_rays
+    assert render_module.camera_rays is before
+    assert inside is not before or "stages(" in open(render_module.__file__).read()
+
+
+def test_seam_wall_seen_at_both_ends_with_the_cpu_pipeline():
+    from test_kernels_cpu import wall_behind_seam
+
+    scene = wall_behind_seam(F64)
+    lidar = lidar_rig(columns=512, seam=math.pi)
+    ego = RigidMotion.from_values((0, 0, 0), (1, 0, 0, 0), (15.0, 0, 0), (0, 0, 2.0))
+    with torch.no_grad():
+        ref = render_lidar(scene, lidar, ego, 0.0, backend="reference")
+        with backend_stages("cpu"):
+            out = render_lidar(scene, lidar, ego, 0.0, backend="cpu")
+    assert torch.equal(ref["returns"], out["returns"])
+    assert (ref["range"] - out["range"]).abs().max() < 1e-9
+    cols = out["point_column"]
+    assert int((cols < 20).sum()) > 20 and int((cols >= 492).sum()) > 20

@@ -1,0 +1,136 @@
+// Python binding of the CPU kernels: data pointers and sizes by name (bind/args.h), no libtorch headers.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <stdint.h>
+
+#include <string>
+
+#include "project_cpu.h"
+#include "rasterize_cpu.h"
+#include "../bind/args.h"
+#include "xsim/footprint.h"
+#include "xsim/rigid.h"
+
+namespace py = pybind11;
+
+namespace {
+
+using xs::bind::flag;
+using xs::bind::num;
+using xs::bind::ptr;
+using xs::bind::size;
+
+template <typename T> void rasterize_typed(const py::dict& a) {
+    xs::RasterInputs<T> in = xs::bind::raster_inputs<T>(a);
+    xs::RasterOutputs<T> out = xs::bind::raster_outputs<T>(a);
+    py::gil_scoped_release release;
+    xs::rasterize_cpu<T>(in, out);
+}
+
+void rasterize(const py::dict& a) {
+    if (a["double"].cast<bool>())
+        rasterize_typed<double>(a);
+    else
+        rasterize_typed<float>(a);
+}
+
+void sensor_rays(const py::dict& a) {
+    const int64_t n = size(a, "n_rays");
+    const int threads = static_cast<int>(size(a, "threads"));
+    if (a["double"].cast<bool>()) {
+        auto times = ptr<const double*>(a, "times"), dirs = ptr<const double*>(a, "dirs_sensor"),
+             motion = ptr<const double*>(a, "motion");
+        auto o = ptr<double*>(a, "out_origins"), d = ptr<double*>(a, "out_directions");
+        py::gil_scoped_release release;
+        xs::sensor_rays_cpu<double>(n, times, dirs, motion, o, d, threads);
+    } else {
+        auto times = ptr<const float*>(a, "times"), dirs = ptr<const float*>(a, "dirs_sensor"),
+             motion = ptr<const float*>(a, "motion");
+        auto o = ptr<float*>(a, "out_origins"), d = ptr<float*>(a, "out_directions");
+        py::gil_scoped_release release;
+        xs::sensor_rays_cpu<float>(n, times, dirs, motion, o, d, threads);
+    }
+}
+
+// A numpy array owning the vector's buffer (no copy).
+template <typename V> py::array to_numpy(std::vector<V>&& v, std::vector<py::ssize_t> shape) {
+    auto* heap = new std::vector<V>(std::move(v));
+    py::capsule owner(heap, [](void* p) { delete reinterpret_cast<std::vector<V>*>(p); });
+    return py::array_t<V>(shape, heap->data(), owner);
+}
+
+// (axis (T,3), half (T,), has_rays (T,)) of rays given by pointers (float64 directions, bool valid, int64 tile)
+py::tuple tile_cones_py(const py::dict& a) {
+    const int64_t nt = size(a, "num_tiles"), n_rays = size(a, "n_rays");
+    const double* dirs = ptr<const double*>(a, "directions_sensor");
+    const bool* valid = ptr<const bool*>(a, "valid");
+    const int64_t* ray_tile = ptr<const int64_t*>(a, "ray_tile");
+    std::vector<double> axis(3 * nt), half(nt);
+    std::vector<uint8_t> has_rays(nt);
+    {
+        py::gil_scoped_release release;
+        xs::tile_cones(n_rays, dirs, valid, ray_tile, nt, axis.data(), half.data(), has_rays.data());
+    }
+    return py::make_tuple(to_numpy(std::move(axis), {nt, 3}), to_numpy(std::move(half), {nt}),
+                          to_numpy(std::move(has_rays), {nt}));
+}
+
+py::dict project(const py::dict& a) {
+    xs::ProjectInputs in;
+    xs::bind::project_params(a, in);
+    in.keep_footprints = flag(a, "keep_footprints");
+    in.threads = static_cast<int>(size(a, "threads"));
+    const int64_t nt = in.num_tiles;
+    std::vector<double> axis(3 * nt), half(nt);
+    std::vector<uint8_t> has_rays(nt);
+    xs::ProjectOutputs out;
+    const int64_t n_rays = size(a, "n_rays");
+    const double* dirs = ptr<const double*>(a, "directions_sensor");
+    const bool* valid = ptr<const bool*>(a, "valid");
+    const int64_t* ray_tile = ptr<const int64_t*>(a, "ray_tile");
+    {
+        py::gil_scoped_release release;
+        xs::tile_cones(n_rays, dirs, valid, ray_tile, nt, axis.data(), half.data(), has_rays.data());
+        in.tile_axis = axis.data();
+        in.tile_half = half.data();
+        in.tile_has_rays = has_rays.data();
+        double image_half = 0.0;
+        for (int64_t t = 0; t < nt; ++t)
+            if (has_rays[t])
+                image_half = std::max(image_half, xs::angle_between(xs::make_vec3(0.0, 0.0, 1.0),
+                                                                    xs::load3(axis.data() + 3 * t)) + half[t]);
+        in.image_half = image_half;
+        xs::project_and_tile(in, out);
+    }
+    py::dict r;
+    const py::ssize_t p = static_cast<py::ssize_t>(out.pair_tile.size());
+    const py::ssize_t k = static_cast<py::ssize_t>(out.fp_gaussian.size());
+    r["tile_ids"] = to_numpy(std::move(out.pair_tile), {p});
+    r["gaussian_ids"] = to_numpy(std::move(out.pair_gaussian), {p});
+    r["culled"] = out.culled;
+    r["cones"] = out.cones;
+    if (in.keep_footprints) {
+        r["gaussian"] = to_numpy(std::move(out.fp_gaussian), {k});
+        r["lo"] = to_numpy(std::move(out.fp_lo), {k, 2});
+        r["hi"] = to_numpy(std::move(out.fp_hi), {k, 2});
+        r["full"] = to_numpy(std::move(out.fp_full), {k});
+        r["branch"] = to_numpy(std::move(out.fp_branch), {k});
+        r["cone_axis"] = to_numpy(std::move(out.fp_axis), {k, 3});
+        r["cone_half_angle"] = to_numpy(std::move(out.fp_half), {k});
+        r["tile_axis"] = to_numpy(std::move(axis), {nt, 3});
+        r["tile_half"] = to_numpy(std::move(half), {nt});
+    }
+    return r;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+    m.doc() = "XSIM-ROS CPU kernels (OpenMP); arguments are data pointers and sizes, see kernels/raster.py";
+    m.def("rasterize", &rasterize, "Tile rasterization of rays against 3D Gaussians (csrc/cpu/rasterize_cpu.h)");
+    m.def("sensor_rays", &sensor_rays, "World ray origins / directions at each ray's time (rasterize_cpu.h)");
+    m.def("tile_cones", &tile_cones_py, "Per tile cone of sensor-frame ray directions (project_cpu.h tile_cones)");
+    m.def("project", &project, "Footprints and sorted unique (tile, Gaussian) lists (csrc/cpu/project_cpu.h)");
+    m.attr("body_fields") = static_cast<int>(xs::BODY_FIELDS);
+}

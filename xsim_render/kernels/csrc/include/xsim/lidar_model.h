@@ -1,0 +1,49 @@
+// Spinning-LiDAR spherical model of one sweep (xsim_render/projection/sensor_projection.py LidarProjection):
+// sensor-frame point -> (phase, elevation) rad, phase = the angle swept since the seam in spin direction,
+// unwrapped onto the branch [branch - pi, branch + pi) (XSIM phase modeling, eq. 9; branch pi = the principal
+// sweep [0, 2 pi)). Firing c of N sits at phase 2 pi (c + 0.5) / N and fires at t_start + phase / (2 pi) T.
+#pragma once
+
+#include "common.h"
+
+namespace xs {
+
+template <typename T> struct LidarModel {
+    T spin_sign = 1;         // +1 ccw, -1 cw (seen from above)
+    T seam = 0;              // sensor-frame azimuth of the first firing (rad)
+    T duration = 0.1;        // one sweep (s)
+    T t_start = 0, t_end = 0;
+    int columns = 1, beams = 1;
+    T el_lo = 0, el_hi = 0;  // visible elevation range, padded by half the smallest beam gap (bounds())
+
+    template <typename S> XS_HD S phase_of(Vec3<S> p, T branch) const {
+        S azimuth = xatan2(p.y, p.x);
+        S raw = S(spin_sign) * (azimuth - S(seam));
+        return raw - S(T(2 * PI)) * xfloor((raw - S(branch) + S(T(PI))) / S(T(2 * PI)));
+    }
+
+    template <typename S> XS_HD bool project(Vec3<S> p, T branch, S& phase, S& elevation) const {
+        S rxy2 = p.x * p.x + p.y * p.y;
+        S r = xsqrt(rxy2 + p.z * p.z);
+        phase = phase_of(p, branch);
+        S rs = r > S(T(1e-30)) ? r : S(T(1e-30));
+        elevation = xasin(xclamp(p.z / rs, T(-1), T(1)));
+        return rxy2 > S(T(1e-18));
+    }
+
+    template <typename S> XS_HD S time_of(S phase) const {
+        return S(t_start) + phase / S(T(2 * PI)) * S(duration);
+    }
+
+    template <typename S> XS_HD S time_of_point(Vec3<S> p, T branch, bool& valid) const {
+        valid = p.x * p.x + p.y * p.y > S(T(1e-18));
+        return time_of(phase_of(p, branch));
+    }
+
+    // (phase0, phase1, elevation0, elevation1) (LidarProjection.bounds).
+    XS_HD void bounds(T* b) const {
+        b[0] = 0, b[1] = T(2 * PI), b[2] = el_lo, b[3] = el_hi;
+    }
+};
+
+}  // namespace xs

@@ -1,0 +1,245 @@
+// Projection + tiling of one Gaussian for the CPU and CUDA kernels (xsim_render/projection/footprint.py and
+// tiling/): its footprints (UT rectangles on the LiDAR phase branches per XSIM Algorithm 2, or a bounding cone
+// where the UT cannot represent it) and the tiles they cover. All in double precision.
+//
+// Beyond the reference: Gaussians that no ray of the capture can meet are skipped (`unreachable`: a sphere
+// holding the alpha >= 1/255 region, grown by the drift bound over the capture, outside the camera's edge
+// planes / image cone or the LiDAR's beam fan), and every rectangle is widened by `margin` (float32 rounding of
+// the reference), so the tile lists are the reference's or a superset of it, less pairs without a live hit.
+#pragma once
+
+#include "camera_models.h"
+#include "footprint.h"
+#include "lidar_model.h"
+#include "tiling.h"
+
+namespace xs {
+
+enum SensorKind : int { SENSOR_CAMERA = 0, SENSOR_LIDAR = 1 };
+
+// Everything the per-Gaussian projection reads (host or device pointers, by where it runs).
+struct ProjectParams {
+    int sensor = SENSOR_CAMERA;
+    CameraModel<double> camera;
+    LidarModel<double> lidar;
+    const double* elevations_sorted = nullptr;  // (beams,) ascending (LiDAR)
+    bool phase_modeling = true;
+    // Gaussians (N) in their body's frame: mean (N,3), rotation (N,3,3) row-major, std devs (N,3), opacity, body
+    int64_t n = 0;
+    const double* means = nullptr;
+    const double* rotations = nullptr;
+    const double* scales = nullptr;
+    const double* sigma = nullptr;
+    const int64_t* frame = nullptr;
+    int64_t n_bodies = 0;
+    const double* bodies = nullptr;         // (F, BODY_FIELDS)
+    const double* sensor_motion = nullptr;  // (BODY_FIELDS) the sensor frame's motion
+    // tiles: count, tiles across, and the cone of each tile's sensor-frame ray directions
+    int64_t num_tiles = 0;
+    int tiles_x = 0;
+    const double* tile_axis = nullptr;  // (T,3)
+    const double* tile_half = nullptr;  // (T,)
+    const uint8_t* tile_has_rays = nullptr;
+    double image_half = 3.2;            // half-angle of a cone around +z holding every camera ray (culling)
+    double margin[2] = {0.0, 0.0};      // added to every rectangle's half-extent
+    bool cull = true;                   // skip Gaussians that no ray can meet
+    double tolerance = 1e-9;            // time-solve tolerance (s): the reference's, 1e-9 (float64) / 1e-5 (float32)
+};
+
+struct GaussianFootprints {
+    double lo[3][2], hi[3][2];
+    int8_t branch[3];
+    int n_rect = 0;
+    bool cone = false;
+    bool culled = false;
+    double axis[3];
+    double half = 0;
+};
+
+XS_HD const double* body_of(const ProjectParams& in, int64_t g) {
+    const double* b = in.bodies + in.frame[g] * BODY_FIELDS;
+    return b[BODY_KIND] != 0.0 ? b : nullptr;
+}
+
+// Conservative test: no ray of the capture can meet the sphere (centre c at mid-capture, radius r).
+XS_HD bool unreachable(const ProjectParams& in, Vec3<double> c, double r) {
+    double dist = norm(c);
+    if (dist <= r) return false;
+    if (in.sensor == SENSOR_LIDAR) {
+        double el = xasin(c.z / dist), rho = xasin(r / dist);
+        const double* e = in.elevations_sorted;
+        return el - rho > e[in.lidar.beams - 1] + 1e-6 || el + rho < e[0] - 1e-6;
+    }
+    const CameraModel<double>& cam = in.camera;
+    if (cam.kind == CAMERA_PINHOLE) {  // the four image-edge planes through the optical centre
+        const double planes[4][3] = {{cam.fx, 0, cam.cx},
+                                     {-cam.fx, 0, cam.width - cam.cx},
+                                     {0, cam.fy, cam.cy},
+                                     {0, -cam.fy, cam.height - cam.cy}};
+        for (const auto& p : planes) {
+            Vec3<double> nrm = make_vec3(p[0], p[1], p[2]);
+            if (dot(nrm, c) < -r * norm(nrm)) return true;
+        }
+        return false;
+    }
+    double off = angle_between(make_vec3(0.0, 0.0, 1.0), c);
+    return off - xasin(r / dist) > in.image_half + 1e-6;
+}
+
+XS_HD void add_rect(GaussianFootprints& fp, const double* lo, const double* hi, int branch) {
+    int i = fp.n_rect++;
+    fp.lo[i][0] = lo[0], fp.lo[i][1] = lo[1], fp.hi[i][0] = hi[0], fp.hi[i][1] = hi[1];
+    fp.branch[i] = static_cast<int8_t>(branch);
+}
+
+XS_HD GaussianFootprints footprints_of(const ProjectParams& in, int64_t g) {
+    GaussianFootprints fp;
+    double k = opacity_extent(in.sigma[g]);
+    if (!(k > 0)) return fp;
+    const double* body = body_of(in, g);
+    const double* motion = in.sensor_motion;
+    Vec3<double> mean = load3(in.means + 3 * g);
+    const double* rot = in.rotations + 9 * g;
+    const double* scale = in.scales + 3 * g;
+    double radius = k * xmax(scale[0], xmax(scale[1], scale[2]));
+    const bool lidar = in.sensor == SENSOR_LIDAR;
+    const double t0 = lidar ? in.lidar.t_start : in.camera.t_start;
+    const double t1 = lidar ? in.lidar.t_end : in.camera.t_end;
+    const double tm = 0.5 * (t0 + t1);
+    Vec3<double> centres[3];
+    const double times[3] = {t0, tm, t1};
+    double near = double(INFINITY);
+    for (int i = 0; i < 3; ++i) {
+        centres[i] = point_in_sensor(body, motion, mean, times[i]);
+        near = xmin(near, norm(centres[i]));
+    }
+    bool full = near < 1.5 * radius + 1e-3 || radius > MAX_ANGULAR_RADIUS * near;
+    if (lidar) full = full || near_spin_axis(centres, 3, radius);
+    bool keep = !full;
+    if (!lidar && keep) {
+        double h = 0.25 * (t1 - t0), grown[3];
+        for (int i = 0; i < 3; ++i) {
+            double d = norm(centres[i]);
+            grown[i] = radius + drift_bound(body, motion, mean, d, h) + SPHERE_PAD_ABS + SPHERE_PAD_REL * d;
+        }
+        keep = !behind_camera(in.camera, centres, grown, 3);
+    }
+    if (in.cull) {
+        double d = norm(centres[1]);
+        double r = EXTENT_SAFETY * radius + drift_bound(body, motion, mean, d, 0.5 * (t1 - t0)) + SPHERE_PAD_ABS +
+                   SPHERE_PAD_REL * d;
+        if (unreachable(in, centres[1], r)) {
+            fp.culled = true;
+            return fp;
+        }
+    }
+    bool failed = full;
+    const double tol = in.tolerance;
+    if (keep && !lidar) {
+        const CameraModel<double>& cam = in.camera;
+        double b[4], lo[2], hi[2];
+        cam.bounds(b);
+        UnscentedResult<double> ut = unscented_transform(cam, body, motion, mean, rot, scale, tm, tol);
+        ut_rect(ut, k, 1.0 + in.margin[0], 1.0 + in.margin[1], lo, hi);
+        if (ut.valid && intersects(lo, hi, b)) add_rect(fp, lo, hi, 0);
+        failed = failed || !ut.valid;
+    } else if (keep) {
+        const LidarModel<double>& lm = in.lidar;
+        double b[4];
+        lm.bounds(b);
+        const double pad0 = 2 * PI / lm.columns + in.margin[0], pad1 = 2e-3 + in.margin[1];
+        auto project = [&](double branch, double eta0, double* lo, double* hi) {
+            LidarBranch<double> sensor{&lm, branch, t0, t1};
+            UnscentedResult<double> ut = unscented_transform(sensor, body, motion, mean, rot, scale, eta0, tol);
+            ut_rect(ut, k, pad0, pad1, lo, hi);
+            return ut.valid;
+        };
+        double lo_c[2], hi_c[2];
+        if (!in.phase_modeling) {
+            bool valid_c = project(PI, tm, lo_c, hi_c);
+            if (valid_c && intersects(lo_c, hi_c, b)) add_rect(fp, lo_c, hi_c, 0);
+            failed = failed || !valid_c;
+        } else {
+            double lo_l[2], hi_l[2], lo_r[2], hi_r[2];
+            bool valid_l = project(0.0, t0, lo_l, hi_l);
+            bool valid_r = project(2 * PI, t1, lo_r, hi_r);
+            bool ok_l = valid_l && intersects(lo_l, hi_l, b) && hi_l[0] - lo_l[0] < 2 * PI;
+            bool ok_r = valid_r && intersects(lo_r, hi_r, b) && hi_r[0] - lo_r[0] < 2 * PI;
+            bool valid_c = false, ok_c = false;
+            // Algorithm 2 needs the central projection only where neither seam branch sees the Gaussian (and
+            // the trust test only where both seam branches failed)
+            if ((!ok_l && !ok_r) || (!valid_l && !valid_r)) {
+                valid_c = project(PI, tm, lo_c, hi_c);
+                ok_c = valid_c && intersects(lo_c, hi_c, b);
+            }
+            if (ok_l) add_rect(fp, lo_l, hi_l, -1);
+            if (ok_c && !ok_l && !ok_r) add_rect(fp, lo_c, hi_c, 0);
+            if (ok_r) add_rect(fp, lo_r, hi_r, 1);
+            bool trusted = (valid_l == valid_r) && (valid_l || valid_c);
+            failed = failed || !trusted;
+        }
+    }
+    if (failed) {
+        Vec3<double> axis;
+        bounding_cone(body, motion, mean, EXTENT_SAFETY * radius, t0, t1, axis, fp.half);
+        fp.cone = true;
+        fp.axis[0] = axis.x, fp.axis[1] = axis.y, fp.axis[2] = axis.z;
+    }
+    return fp;
+}
+
+XS_HD int rect_ranges(const ProjectParams& in, const GaussianFootprints& fp, int i, TileRange* out) {
+    if (in.sensor == SENSOR_CAMERA) {
+        out[0] = camera_tile_range(fp.lo[i], fp.hi[i], in.camera.width, in.camera.height);
+        return 1;
+    }
+    return lidar_tile_ranges(fp.lo[i], fp.hi[i], in.elevations_sorted, in.lidar.beams, in.lidar.columns,
+                             !in.phase_modeling, out);
+}
+
+XS_HD bool cone_hits_tile(const ProjectParams& in, const GaussianFootprints& fp, int64_t t) {
+    if (!in.tile_has_rays[t]) return false;
+    return cones_meet(make_vec3(fp.axis[0], fp.axis[1], fp.axis[2]), fp.half, load3(in.tile_axis + 3 * t),
+                      in.tile_half[t]);
+}
+
+// Pairs of one Gaussian, written to `tiles` when given; returns how many.
+// Visit the tiles of one Gaussian's footprints (rectangle ranges, then the cone's tiles; a tile covered twice
+// is visited twice); returns how many. visit(tile) may be a no-op (counting).
+template <typename Visit> XS_HD int64_t visit_pairs(const ProjectParams& in, const GaussianFootprints& fp, Visit visit) {
+    int64_t count = 0;
+    for (int i = 0; i < fp.n_rect; ++i) {
+        TileRange ranges[2];
+        int n = rect_ranges(in, fp, i, ranges);
+        for (int s = 0; s < n; ++s) {
+            const TileRange& r = ranges[s];
+            if (r.empty()) continue;
+            for (int y = r.y0; y <= r.y1; ++y)
+                for (int x = r.x0; x <= r.x1; ++x) visit(int64_t(y) * in.tiles_x + x);
+            count += r.count();
+        }
+    }
+    if (fp.cone) {
+        for (int64_t t = 0; t < in.num_tiles; ++t) {
+            if (!cone_hits_tile(in, fp, t)) continue;
+            visit(t);
+            ++count;
+        }
+    }
+    return count;
+}
+
+// Number of pairs of one Gaussian without visiting them one by one (rectangles: area; cones: tested).
+XS_HD int64_t count_pairs(const ProjectParams& in, const GaussianFootprints& fp) {
+    int64_t count = 0;
+    for (int i = 0; i < fp.n_rect; ++i) {
+        TileRange ranges[2];
+        int n = rect_ranges(in, fp, i, ranges);
+        for (int s = 0; s < n; ++s) count += ranges[s].count();
+    }
+    if (fp.cone)
+        for (int64_t t = 0; t < in.num_tiles; ++t) count += cone_hits_tile(in, fp, t);
+    return count;
+}
+
+}  // namespace xs

@@ -1,0 +1,133 @@
+// Constant-velocity rigid motion over one capture (XSIM eq. 5-6; xsim_render/motion/rigid.py):
+//     R(t) = Exp(w (t - t0)) R0,   p(t) = p0 + v (t - t0),   w and v in the WORLD frame,
+// optionally followed by a rigid mount (a sensor on the ego): p += R(t) Mt, R = R(t) MR.
+// A body is packed as BODY_FIELDS scalars (see BodyLayout); kind 0 is the world itself (identity).
+#pragma once
+
+#include "common.h"
+
+namespace xs {
+
+// Offsets of the packed body record (one row of a (F, BODY_FIELDS) array).
+enum BodyLayout : int {
+    BODY_KIND = 0,         // 0: world frame (identity at every time), 1: moving body
+    BODY_R0 = 1,           // 9, row-major, body -> world at t0
+    BODY_P0 = 10,          // 3, metres
+    BODY_V = 13,           // 3, m/s, world frame
+    BODY_W = 16,           // 3, rad/s, world frame
+    BODY_T0 = 19,          // seconds (capture clock)
+    BODY_HAS_MOUNT = 20,   // 0 / 1
+    BODY_MOUNT_R = 21,     // 9, child -> body
+    BODY_MOUNT_T = 30,     // 3, child origin in the body frame
+    BODY_FIELDS = 33,
+};
+
+// Coefficients of Rodrigues' formula Exp(w) = I + a K + b K^2 (K = hat(w), theta^2 = |w|^2):
+// a = sin(theta)/theta, b = (1 - cos(theta))/theta^2. Below theta^2 = 0.04 their Taylor series to theta^12
+// (exact to double rounding there, and free of the cancellation of 1 - cos in float32); above, the closed form.
+// geometry/so3.py uses the closed form down to theta^2 = 1e-8 and 1 - theta^2/6, 1/2 - theta^2/24 below.
+template <typename S> XS_HD void so3_coefficients(S theta2, S& a, S& b) {
+    if (theta2 < S(0.04)) {
+        const S x = theta2;
+        a = S(1.0) + x * (S(-1.0 / 6) + x * (S(1.0 / 120) + x * (S(-1.0 / 5040) + x * (S(1.0 / 362880) +
+            x * (S(-1.0 / 39916800) + x * S(1.0 / 6227020800.0))))));
+        b = S(0.5) + x * (S(-1.0 / 24) + x * (S(1.0 / 720) + x * (S(-1.0 / 40320) + x * (S(1.0 / 3628800) +
+            x * (S(-1.0 / 479001600) + x * S(1.0 / 87178291200.0))))));
+    } else {
+        S theta = xsqrt(theta2);
+        a = xsin(theta) / theta;
+        b = (S(1) - xcos(theta)) / theta2;
+    }
+}
+
+// Exp(w) as a row-major matrix (Rodrigues' formula).
+template <typename T> XS_HD void so3_exp(Vec3<T> w, T* r) {
+    T a, b;
+    so3_coefficients(dot(w, w), a, b);
+    // I + a K + b K^2, K = hat(w), K^2 = w w^T - theta2 I
+    r[0] = T(1) + b * (-w.z * w.z - w.y * w.y);
+    r[1] = -a * w.z + b * (w.x * w.y);
+    r[2] = a * w.y + b * (w.x * w.z);
+    r[3] = a * w.z + b * (w.x * w.y);
+    r[4] = T(1) + b * (-w.z * w.z - w.x * w.x);
+    r[5] = -a * w.x + b * (w.y * w.z);
+    r[6] = -a * w.y + b * (w.x * w.z);
+    r[7] = a * w.x + b * (w.y * w.z);
+    r[8] = T(1) + b * (-w.y * w.y - w.x * w.x);
+}
+
+// Exp(w) v without forming the matrix (geometry/so3.py rotate).
+template <typename T> XS_HD Vec3<T> so3_rotate(Vec3<T> w, Vec3<T> v) {
+    T a, b;
+    so3_coefficients(dot(w, w), a, b);
+    Vec3<T> wxv = cross(w, v);
+    return v + a * wxv + b * cross(w, wxv);
+}
+
+// Pose (R body->world, p) of a packed body at time t (identity for the world).
+template <typename T> XS_HD void body_pose_at(const T* body, T t, T* rot, Vec3<T>& pos) {
+    if (body[BODY_KIND] == T(0)) {
+        for (int i = 0; i < 9; ++i) rot[i] = (i % 4 == 0) ? T(1) : T(0);
+        pos = make_vec3(T(0), T(0), T(0));
+        return;
+    }
+    T dt = t - body[BODY_T0];
+    T e[9];
+    Vec3<T> w = load3(body + BODY_W);
+    so3_exp(dt * w, e);
+    T r[9];
+    matmul(e, body + BODY_R0, r);
+    pos = load3(body + BODY_P0) + dt * load3(body + BODY_V);
+    if (body[BODY_HAS_MOUNT] != T(0)) {
+        pos = pos + matvec(r, load3(body + BODY_MOUNT_T));
+        matmul(r, body + BODY_MOUNT_R, rot);
+    } else {
+        for (int i = 0; i < 9; ++i) rot[i] = r[i];
+    }
+}
+
+// A world ray (o, d) expressed in the body frame at time t: o_b = R^T (o - p), d_b = R^T d.
+template <typename T>
+XS_HD void ray_in_body(const T* body, T t, Vec3<T> o, Vec3<T> d, Vec3<T>& o_body, Vec3<T>& d_body) {
+    if (body[BODY_KIND] == T(0)) {
+        o_body = o;
+        d_body = d;
+        return;
+    }
+    T rot[9];
+    Vec3<T> pos;
+    body_pose_at(body, t, rot, pos);
+    o_body = matTvec(rot, o - pos);
+    d_body = matTvec(rot, d);
+}
+
+// Body-frame point -> world at time t (RigidMotion.body_to_world); S: plain or dual scalars (d/dt).
+template <typename T, typename S> XS_HD Vec3<S> body_to_world(const T* body, Vec3<S> x, S t) {
+    if (body[BODY_KIND] == T(0)) return x;
+    S dt = t - S(body[BODY_T0]);
+    Vec3<S> y = x;
+    if (body[BODY_HAS_MOUNT] != T(0)) y = matvec(body + BODY_MOUNT_R, y) + cast3<S>(load3(body + BODY_MOUNT_T));
+    y = matvec(body + BODY_R0, y);
+    return so3_rotate(dt * cast3<S>(load3(body + BODY_W)), y) + cast3<S>(load3(body + BODY_P0)) +
+           dt * cast3<S>(load3(body + BODY_V));
+}
+
+// World point -> body frame at time t (RigidMotion.world_to_body); S: plain or dual scalars.
+template <typename T, typename S> XS_HD Vec3<S> world_to_body(const T* body, Vec3<S> x, S t) {
+    if (body[BODY_KIND] == T(0)) return x;
+    S dt = t - S(body[BODY_T0]);
+    Vec3<S> y = so3_rotate(-dt * cast3<S>(load3(body + BODY_W)),
+                           x - cast3<S>(load3(body + BODY_P0)) - dt * cast3<S>(load3(body + BODY_V)));
+    y = matTvec(body + BODY_R0, y);
+    if (body[BODY_HAS_MOUNT] != T(0)) y = matTvec(body + BODY_MOUNT_R, y - cast3<S>(load3(body + BODY_MOUNT_T)));
+    return y;
+}
+
+// Sensor-frame position at time t of a point fixed in `body` (world if body is null): point_in_sensor.
+template <typename T, typename S>
+XS_HD Vec3<S> point_in_sensor(const T* body, const T* sensor, Vec3<S> x, S t) {
+    Vec3<S> world = body ? body_to_world(body, x, t) : x;
+    return world_to_body(sensor, world, t);
+}
+
+}  // namespace xs

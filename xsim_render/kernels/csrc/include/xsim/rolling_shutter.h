@@ -1,0 +1,148 @@
+// Generalised rolling-shutter projection (XSIM eq. 4-8, Algorithm 1; xsim_render/motion/rolling_shutter.py).
+// A point fixed in a body (world or a rigid actor) is seen by the moving sensor at the time eta solving
+// g(eta) = eta - tau(pi(x_sensor(eta))) = 0 (seconds since the capture start). g' comes from dual numbers.
+//   1. Newton from eta0 with the fixed-point fallback g' := 1 where |g'| < MIN_SLOPE, at most
+//      NEWTON_ITERATIONS steps; a root inside the window [t_start, t_end] is taken.
+//   2. Otherwise, if g changes sign over the window, a safeguarded Newton on that bracket (Newton steps that
+//      stay inside and at least halve the previous step, else bisection; BRACKET_ITERATIONS at most).
+//   3. Otherwise step 1's result stands.
+// valid: a valid static projection at eta and |eta - tau(pi(x(eta)))| < tolerance.
+// `Sensor` is CameraModel<T> or a LidarBranch<T> (a LiDAR model on one phase branch).
+#pragma once
+
+#include "common.h"
+#include "dual.h"
+#include "lidar_model.h"
+#include "rigid.h"
+
+namespace xs {
+
+constexpr int NEWTON_ITERATIONS = 12;
+constexpr double MIN_SLOPE = 0.2;
+constexpr int BRACKET_ITERATIONS = 64;
+constexpr double SOLVE_STOP = 0.01;  // a solve stops once |g| < SOLVE_STOP * tolerance
+
+// A LiDAR model seen on one phase branch (the Sensor interface of the solver).
+template <typename T> struct LidarBranch {
+    const LidarModel<T>* model;
+    T branch;
+    T t_start, t_end;
+    template <typename S> XS_HD S time_of_point(Vec3<S> p, bool& valid) const {
+        return model->time_of_point(p, branch, valid);
+    }
+    template <typename S> XS_HD bool project(Vec3<S> p, S& phase, S& elevation) const {
+        return model->project(p, branch, phase, elevation);
+    }
+    template <typename S> XS_HD S time_of(S phase, S) const { return model->time_of(phase); }
+    // a point within `angle` of a phase c0 stays on this branch (away from its cut at branch +- pi)
+    XS_HD bool clear_of_cut(T c0, T angle) const {
+        return c0 - (branch - T(PI)) > angle && (branch + T(PI)) - c0 > angle;
+    }
+};
+
+template <typename T> struct SolveResult {
+    T c0, c1;       // image coordinates at eta (pixels, or phase / elevation)
+    T eta;          // observation time (s)
+    T distance;     // |x_sensor(eta)| (m)
+    bool valid;
+};
+
+template <typename T, typename Sensor> struct TimeSolver {
+    const Sensor& sensor;
+    const T* body;        // packed body of the point (nullptr: world)
+    const T* motion;      // packed sensor motion
+    Vec3<T> point;        // in the body's frame
+    T tolerance;
+
+    // g(eta), g'(eta) and the sensor-frame point at eta
+    XS_HD void residual(T eta, T& g, T& slope, Vec3<T>& at) const {
+        using D = Dual<T>;
+        bool valid;
+        D e(eta, T(1));
+        Vec3<D> x = point_in_sensor(body, motion, cast3<D>(point), e);
+        D r = e - sensor.time_of_point(x, valid);
+        g = r.v;
+        slope = r.d;
+        at = make_vec3(x.x.v, x.y.v, x.z.v);
+    }
+
+    XS_HD T residual_value(T eta) const {
+        bool valid;
+        Vec3<T> x = point_in_sensor(body, motion, point, eta);
+        return eta - sensor.time_of_point(x, valid);
+    }
+
+    // Step 1: returns eta, |g(eta)| (NaN where g is not finite) and g'(eta).
+    XS_HD void newton(T eta0, T& eta, T& res, T& slope, Vec3<T>& at) const {
+        eta = eta0;
+        res = T(NAN);
+        slope = T(1);
+        for (int it = 0; it <= NEWTON_ITERATIONS; ++it) {
+            T g, s;
+            residual(eta, g, s, at);
+            res = xabs(g);
+            slope = s;
+            if (it == NEWTON_ITERATIONS) break;
+            bool usable = xisfinite(s) && xabs(s) > T(MIN_SLOPE);
+            T step = usable ? g / s : g;
+            if (!(xabs(g) >= T(SOLVE_STOP) * tolerance) || !xisfinite(step)) break;
+            eta = eta - step;
+        }
+    }
+
+    // Step 2 on [t0, t1]; res = NaN where g does not change sign over it.
+    XS_HD void bracketed(T t0, T t1, T& eta, T& res, T& slope, Vec3<T>& at) const {
+        eta = t0;
+        res = T(NAN);
+        slope = T(1);
+        T ga = residual_value(t0), gb = residual_value(t1);
+        bool bracket = xisfinite(ga) && xisfinite(gb) && !(ga > T(0) && gb > T(0)) && !(ga < T(0) && gb < T(0));
+        if (!bracket) return;
+        T neg = ga <= T(0) ? t0 : t1;
+        T pos = ga <= T(0) ? t1 : t0;
+        T secant = t0 - ga * (t1 - t0) / (gb - ga);
+        T e = xisfinite(secant) ? xclamp(secant, t0, t1) : T(0.5) * (t0 + t1);
+        T dx_old = xabs(t1 - t0);
+        for (int it = 0; it <= BRACKET_ITERATIONS; ++it) {
+            eta = e;
+            T g, s;
+            residual(e, g, s, at);
+            res = xabs(g);
+            slope = s;
+            if (it == BRACKET_ITERATIONS) break;
+            if (g < T(0)) neg = e;
+            if (g > T(0)) pos = e;
+            T lo = xmin(neg, pos), hi = xmax(neg, pos);
+            T newton_step = e - g / s;
+            bool take = xisfinite(newton_step) && newton_step > lo && newton_step < hi &&
+                        T(2) * xabs(g) <= xabs(dx_old * s);
+            T next = take ? newton_step : T(0.5) * (lo + hi);
+            dx_old = xabs(next - e);
+            if (!(xabs(g) >= T(SOLVE_STOP) * tolerance) || !(hi - lo > T(SOLVE_STOP) * tolerance) || !xisfinite(g))
+                break;
+            e = next;
+        }
+    }
+
+    XS_HD SolveResult<T> solve(T eta0) const {
+        T eta, res, slope;
+        Vec3<T> x;  // the point at the last evaluated eta (no second motion evaluation)
+        newton(eta0, eta, res, slope, x);
+        T t0 = sensor.t_start, t1 = sensor.t_end;
+        if (!(res < tolerance && eta >= t0 && eta <= t1)) {
+            T eb, rb, sb;
+            Vec3<T> xb;
+            bracketed(t0, t1, eb, rb, sb, xb);
+            if (rb < tolerance) eta = eb, x = xb;
+        }
+        SolveResult<T> out;
+        bool valid = sensor.project(x, out.c0, out.c1);
+        T converged = xabs(eta - sensor.time_of(out.c0, out.c1));
+        out.eta = eta;
+        out.distance = norm(x);
+        out.valid = valid && converged < tolerance;
+        return out;
+    }
+};
+
+}  // namespace xs
