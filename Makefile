@@ -1,5 +1,5 @@
 # XSIM-ROS developer entry points. Everything runs from the project venv in .venv/.
-# Fast DDS must not send multicast discovery on the external interface (see shared/ROS_WHEELS.md).
+# Fast DDS must not send multicast discovery on the external interface: every target keeps it on loopback.
 export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
 
 PYTHON ?= python3

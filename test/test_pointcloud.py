@@ -1,4 +1,4 @@
-"""PointCloud2 packing: exact byte layouts of CONVENTIONS.md, round trips, organized vs unorganized, units."""
+"""PointCloud2 packing: exact byte layouts of docs/pointclouds.md, round trips, organized vs unorganized, units."""
 
 import struct
 

@@ -1,4 +1,4 @@
-"""Per-pixel / per-firing rays: times, origins and directions follow the rig and CONVENTIONS definitions."""
+"""Per-pixel / per-firing rays: times, origins and directions follow the rig and docs/conventions.md."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Constant-velocity rigid motion over one capture (XSIM eq. 5-6, CONVENTIONS 'Time and motion').
+"""Constant-velocity rigid motion over one capture (XSIM eq. 5-6; docs/conventions.md).
 
 A pose (R0, p0) at time t0 with linear velocity v and angular velocity w, both in the WORLD frame:
     R(t) = Exp(w (t - t0)) R0,   p(t) = p0 + v (t - t0).
@@ -72,7 +72,7 @@ class RigidMotion:
     def mounted(self, rotation: Tensor, translation: Tensor) -> RigidMotion:
         """Motion of a frame rigidly attached to this body at pose (rotation, translation) in the body frame.
 
-        Exactly T_world_child(t) = T_world_body(t) * T_body_child (CONVENTIONS: sensors ride the ego), so the
+        Exactly T_world_child(t) = T_world_body(t) * T_body_child (docs/conventions.md: sensors ride the ego), so the
         child's instantaneous velocity is v + w x r.
         """
         if self.mount_rotation is not None:

@@ -50,6 +50,6 @@ def tile_response(origins: Tensor, directions: Tensor, frame: Tensor, whiten: Te
 
 
 def alpha_of(sigma: Tensor, d2: Tensor) -> Tensor:
-    """alpha = min(0.99, sigma exp(-D2/2)), zeroed below 1/255 (CONVENTIONS)."""
+    """alpha = min(0.99, sigma exp(-D2/2)), zeroed below 1/255 (docs/conventions.md)."""
     alpha = torch.clamp(sigma * torch.exp(-0.5 * d2), max=ALPHA_MAX)
     return torch.where(alpha >= ALPHA_MIN, alpha, torch.zeros_like(alpha))

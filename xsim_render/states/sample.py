@@ -1,7 +1,7 @@
 """One validated body state: pose in the world frame and world-frame velocities at an integer-ns stamp.
 
 ROS messages carry the twist in the body (child) frame (nav_msgs/Odometry, xsim_msgs/ActorState); the renderer's
-constant-velocity model (CONVENTIONS 'Time and motion') wants world-frame velocities: v_world = R v_body,
+constant-velocity model (docs/conventions.md, motion within a capture) wants world-frame velocities: v_world = R v_body,
 w_world = R w_body with R the body -> world rotation of the same message.
 
 Quaternions: a non-unit quaternion whose norm is within QUATERNION_TOLERANCE of 1 is normalised silently (float32
