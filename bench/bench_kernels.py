@@ -62,8 +62,10 @@ def load_bench_scene(name: str, n: int):
 
 @contextlib.contextmanager
 def timed_stages(times: dict[str, float]):
-    """Accumulate wall time per stage by wrapping render.py's stage functions (after backend_stages)."""
+    """Accumulate wall time per stage by wrapping render.py's stage functions (backends.stages and the shared
+    Python stages)."""
     import xsim_render.render as r
+    from xsim_render.backends import Stages
 
     def wrap(fn, stage):
         def inner(*a, **k):
@@ -74,14 +76,18 @@ def timed_stages(times: dict[str, float]):
                 times[stage] = times.get(stage, 0.0) + time.perf_counter() - t
         return inner
 
-    names = {"camera_rays": "rays", "lidar_rays": "rays", "gaussian_frames": "frames", "gaussian_colors": "colors",
-             "project_gaussians": "tiles", "camera_tiles": "tiles", "lidar_tiles": "tiles"}
+    names = {"gaussian_frames": "frames", "gaussian_colors": "colors"}
     saved = {k: getattr(r, k) for k in names}
-    saved["rasterizer"] = r.rasterizer
+    saved["stages"] = r.stages
+
+    def timed(name):
+        st = saved["stages"](name)
+        return Stages(wrap(st.rays, "rays"), wrap(st.tiles, "tiles"), wrap(st.rasterize, "raster"))
+
     try:
         for k, stage in names.items():
             setattr(r, k, wrap(saved[k], stage))
-        r.rasterizer = lambda name: wrap(saved["rasterizer"](name), "raster")
+        r.stages = timed
         yield
     finally:
         for k, v in saved.items():
@@ -92,7 +98,6 @@ def run_one(cfg: dict) -> dict:
     """One (backend, scene, sensor) configuration, in this process."""
     import torch
 
-    from xsim_render.kernels.wiring import backend_stages
     from xsim_render.motion import RigidMotion
     from xsim_render.render import render_camera, render_lidar
 
@@ -106,7 +111,7 @@ def run_one(cfg: dict) -> dict:
     cuda = cfg["backend"] == "cuda"
     load = os.getloadavg()[0]
     best = None
-    with torch.no_grad(), backend_stages(cfg["backend"]):
+    with torch.no_grad():
         for i in range(cfg["repeats"] + (0 if cfg["backend"] == "reference" else 1)):
             times: dict[str, float] = {}
             wall, cpu = time.perf_counter(), time.process_time()

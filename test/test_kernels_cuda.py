@@ -97,16 +97,13 @@ def test_gpu_binning_equals_the_cpu_binning(lidar, dtype):
 
 @pytest.mark.parametrize("dtype", [F64, F32])
 def test_whole_cuda_pipeline_matches_the_reference(dtype):
-    from xsim_render.kernels.wiring import backend_stages
-
     scene = random_scene(250, seed=61, n_actor=50, sh_degree=1).to(dtype)
     lid_scene = random_scene(250, seed=62, centre=(0.0, 0.0, 1.5), spread=(12.0, 12.0, 1.5), n_actor=50).to(dtype)
     cam, lidar, ego = camera_rig("opencv", width=64, height=48), lidar_rig(columns=256, spin="cw"), ego_motion(True)
     with torch.no_grad():
         ref_c = render_camera(scene, cam, ego, 0.02, backend="reference")
         ref_l = render_lidar(lid_scene, lidar, ego, 0.03, backend="reference")
-        with backend_stages("cuda"):
-            out_c = render_camera(scene, cam, ego, 0.02, backend="cuda")
-            out_l = render_lidar(lid_scene, lidar, ego, 0.03, backend="cuda")
+        out_c = render_camera(scene, cam, ego, 0.02, backend="cuda")
+        out_l = render_lidar(lid_scene, lidar, ego, 0.03, backend="cuda")
     assert_equivalent(ref_c, out_c, dtype, CAMERA_KEYS)
     assert_equivalent(ref_l, out_l, dtype, LIDAR_KEYS)

@@ -17,7 +17,6 @@ from _scenes import camera_rig, ego_motion, lidar_rig, random_scene
 from xsim_render.kernels import build
 from xsim_render.kernels.rays import sensor_rays_cpu
 from xsim_render.kernels.tiles import project_and_tile_cpu
-from xsim_render.kernels.wiring import backend_stages
 from xsim_render.motion import RigidMotion
 from xsim_render.raster.rasterize import rays_in_frames
 from xsim_render.raster.response import tile_response, whitening
@@ -118,7 +117,7 @@ def test_ray_generation_matches_the_reference(dtype):
 
 @pytest.mark.parametrize("dtype", [F64, F32])
 def test_whole_cpu_pipeline_matches_the_reference(dtype):
-    """Rays, projection, tiling and rasterization all in C++ (backend_stages) against the reference renderer."""
+    """Rays, projection, tiling and rasterization all in C++ (backends.stages) against the reference renderer."""
     scene = random_scene(250, seed=61, n_actor=50, sh_degree=1).to(dtype)
     cam = camera_rig("opencv", width=64, height=48)
     lid_scene = random_scene(250, seed=62, centre=(0.0, 0.0, 1.5), spread=(12.0, 12.0, 1.5), n_actor=50).to(dtype)
@@ -127,9 +126,8 @@ def test_whole_cpu_pipeline_matches_the_reference(dtype):
     with torch.no_grad():
         ref_c = render_camera(scene, cam, ego, 0.02, backend="reference")
         ref_l = render_lidar(lid_scene, lidar, ego, 0.03, backend="reference")
-        with backend_stages("cpu"):
-            out_c = render_camera(scene, cam, ego, 0.02, backend="cpu")
-            out_l = render_lidar(lid_scene, lidar, ego, 0.03, backend="cpu")
+        out_c = render_camera(scene, cam, ego, 0.02, backend="cpu")
+        out_l = render_lidar(lid_scene, lidar, ego, 0.03, backend="cpu")
     tol = 1e-9 if dtype == F64 else 1e-3
     for key in ("rgb", "alpha", "distance"):
         assert (ref_c[key] - out_c[key]).abs().max() < tol, key
@@ -140,16 +138,6 @@ def test_whole_cpu_pipeline_matches_the_reference(dtype):
     assert int(ref_l["returns"].sum()) > 200 and ref_c["alpha"].max() > 0.5
 
 
-def test_backend_stages_restore_the_reference():
-    import xsim_render.render as render_module
-
-    before = render_module.camera_rays
-    with backend_stages("cpu"):
-        inside = render_module.camera_rays
-    assert render_module.camera_rays is before
-    assert inside is not before or "stages(" in open(render_module.__file__).read()
-
-
 def test_seam_wall_seen_at_both_ends_with_the_cpu_pipeline():
     from test_kernels_cpu import wall_behind_seam
 
@@ -158,8 +146,7 @@ def test_seam_wall_seen_at_both_ends_with_the_cpu_pipeline():
     ego = RigidMotion.from_values((0, 0, 0), (1, 0, 0, 0), (15.0, 0, 0), (0, 0, 2.0))
     with torch.no_grad():
         ref = render_lidar(scene, lidar, ego, 0.0, backend="reference")
-        with backend_stages("cpu"):
-            out = render_lidar(scene, lidar, ego, 0.0, backend="cpu")
+        out = render_lidar(scene, lidar, ego, 0.0, backend="cpu")
     assert torch.equal(ref["returns"], out["returns"])
     assert (ref["range"] - out["range"]).abs().max() < 1e-9
     cols = out["point_column"]

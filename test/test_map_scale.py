@@ -52,12 +52,12 @@ def close(a, b, tol, what):
 @pytest.mark.parametrize("offset", OFFSETS, ids=["utm", "1e7"])
 @pytest.mark.parametrize("model", ["pinhole", "opencv", "fisheye"])
 @pytest.mark.parametrize("moving", [False, True])
-def test_camera_at_map_scale(model, moving, offset, dtype):
+def test_camera_at_map_scale(model, moving, offset, dtype, backend):
     scene = random_scene(60, seed=hash((model, moving)) % 1000, n_actor=15 if moving else 0, sh_degree=2)
     cam = camera_rig(model)
     scene, ego = shifted(scene, ego_motion(moving), offset, EPOCH)
     t = EPOCH + 0.02
-    out = render_camera(scene.to(dtype), cam, ego, t)
+    out = render_camera(scene.to(dtype), cam, ego, t, backend=backend)
     ref, valid = brute_force(scene, cam, ego, t, lidar=False)
     tol = TOLERANCE[dtype]
     assert out["alpha"].max() > 0.5, "scene must be visible for the test to mean anything"
@@ -75,12 +75,12 @@ def test_camera_at_map_scale(model, moving, offset, dtype):
 @pytest.mark.parametrize("dtype", [torch.float32, F64], ids=["float32", "float64"])
 @pytest.mark.parametrize("offset", OFFSETS, ids=["utm", "1e7"])
 @pytest.mark.parametrize("spin", ["ccw", "cw"])
-def test_lidar_at_map_scale(spin, offset, dtype):
+def test_lidar_at_map_scale(spin, offset, dtype, backend):
     scene = random_scene(80, seed=8, centre=(0.0, 0.0, 1.5), spread=(12.0, 12.0, 1.5), n_actor=20)
     lidar = lidar_rig(spin=spin, seam=2.5)
     scene, ego = shifted(scene, ego_motion(True), offset, EPOCH)
     t = EPOCH + 0.03
-    out = render_lidar(scene.to(dtype), lidar, ego, t)
+    out = render_lidar(scene.to(dtype), lidar, ego, t, backend=backend)
     ref, _ = brute_force(scene, lidar, ego, t, lidar=True)
     tol = TOLERANCE[dtype]
     assert torch.isfinite(out["range_median"]).sum() > 200
@@ -95,13 +95,13 @@ def test_lidar_at_map_scale(spin, offset, dtype):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, F64], ids=["float32", "float64"])
-def test_lidar_seam_at_map_scale(dtype):
+def test_lidar_seam_at_map_scale(dtype, backend):
     scene = seam_scene()
     lidar = lidar_rig(columns=512, seam=math.pi)
     ego = RigidMotion.from_values((0, 0, 0), (1, 0, 0, 0), (15.0, 0, 0), (0, 0, 2.0))
     scene, ego = shifted(scene, ego, OFFSETS[1], EPOCH)
     ref, _ = brute_force(scene, lidar, ego, EPOCH, lidar=True)
-    out = render_lidar(scene.to(dtype), lidar, ego, EPOCH, phase_modeling=True)
+    out = render_lidar(scene.to(dtype), lidar, ego, EPOCH, phase_modeling=True, backend=backend)
     close(out["alpha"], ref["alpha"], TOLERANCE[dtype]["value"], "alpha")
     close(out["range_median"], ref["distance_median"], TOLERANCE[dtype]["median"], "range_median")
     cols = out["point_column"]

@@ -20,11 +20,11 @@ def assert_close_nan(a, b, atol):
 
 @pytest.mark.parametrize("model", ["pinhole", "opencv", "fisheye"])
 @pytest.mark.parametrize("moving", [False, True])
-def test_camera_matches_brute_force(model, moving):
+def test_camera_matches_brute_force(model, moving, backend):
     scene = random_scene(60, seed=hash((model, moving)) % 1000, n_actor=15 if moving else 0, sh_degree=2)
     cam = camera_rig(model)
     ego = ego_motion(moving)
-    out = render_camera(scene, cam, ego, 0.02)
+    out = render_camera(scene, cam, ego, 0.02, backend=backend)
     ref, valid = brute_force(scene, cam, ego, 0.02, lidar=False)
     assert out["alpha"].max() > 0.5, "scene must be visible for the test to mean anything"
     assert (out["rgb"][valid] - ref["value"][valid]).abs().max() < 1e-9
@@ -35,12 +35,12 @@ def test_camera_matches_brute_force(model, moving):
 
 @pytest.mark.parametrize("moving", [False, True])
 @pytest.mark.parametrize("spin", ["ccw", "cw"])
-def test_lidar_matches_brute_force(moving, spin):
+def test_lidar_matches_brute_force(moving, spin, backend):
     scene = random_scene(80, seed=7 + moving, centre=(0.0, 0.0, 1.5), spread=(12.0, 12.0, 1.5),
                          n_actor=20 if moving else 0)
     lidar = lidar_rig(spin=spin, seam=2.5)
     ego = ego_motion(moving)
-    out = render_lidar(scene, lidar, ego, 0.03)
+    out = render_lidar(scene, lidar, ego, 0.03, backend=backend)
     ref, _ = brute_force(scene, lidar, ego, 0.03, lidar=True)
     assert torch.isfinite(out["range_median"]).sum() > 200
     assert (out["alpha"] - ref["alpha"]).abs().max() < 1e-9
@@ -49,11 +49,11 @@ def test_lidar_matches_brute_force(moving, spin):
     assert_close_nan(out["range_median"], ref["distance_median"], 1e-8)
 
 
-def test_moving_actor_is_rendered_where_it_is_at_each_ray_time():
+def test_moving_actor_is_rendered_where_it_is_at_each_ray_time(backend):
     scene = random_scene(40, seed=3, n_actor=40)  # all Gaussians on the actor
     cam = camera_rig("pinhole", readout=0.08)
     ego = ego_motion(True)
-    out = render_camera(scene, cam, ego, 0.0)
+    out = render_camera(scene, cam, ego, 0.0, backend=backend)
     ref, _ = brute_force(scene, cam, ego, 0.0, lidar=False)
     assert out["alpha"].max() > 0.5
     assert (out["alpha"] - ref["alpha"]).abs().max() < 1e-9
@@ -61,7 +61,7 @@ def test_moving_actor_is_rendered_where_it_is_at_each_ray_time():
     start = scene.actors[3].trajectory.motion_at(0.0)
     zero = torch.zeros(3, dtype=torch.float64)
     held = RigidMotion(start.rotation, start.position, zero, zero, 0.0)
-    still = render_camera(scene, cam, ego, 0.0, actors={3: held})
+    still = render_camera(scene, cam, ego, 0.0, actors={3: held}, backend=backend)
     assert (still["alpha"] - out["alpha"]).abs().max() > 0.05
 
 
@@ -78,13 +78,13 @@ def seam_scene():
                          intensity=torch.linspace(0, 1, n).double())
 
 
-def test_lidar_seam_phase_modeling_fast_sensor():
+def test_lidar_seam_phase_modeling_fast_sensor(backend):
     """Yawing at 2 rad/s, part of the wall is seen at both ends of the sweep; phase modeling renders both."""
     scene = seam_scene()
     lidar = lidar_rig(columns=512, seam=math.pi)
     ego = RigidMotion.from_values((0, 0, 0), (1, 0, 0, 0), (15.0, 0, 0), (0, 0, 2.0))
     ref, _ = brute_force(scene, lidar, ego, 0.0, lidar=True)
-    on = render_lidar(scene, lidar, ego, 0.0, phase_modeling=True)
+    on = render_lidar(scene, lidar, ego, 0.0, phase_modeling=True, backend=backend)
     assert (on["alpha"] - ref["alpha"]).abs().max() < 1e-9
     assert_close_nan(on["range_median"], ref["distance_median"], 1e-8)
     cols = on["point_column"]
@@ -95,7 +95,7 @@ def test_lidar_seam_phase_modeling_fast_sensor():
     assert start_t.max() < 0.01 and end_t.min() > 0.09
 
 
-def test_lidar_seam_fails_without_phase_modeling():
+def test_lidar_seam_fails_without_phase_modeling(backend):
     """Without phase modeling (plain 3DGUT + SplatAD wrap) Gaussians seen twice lose one appearance and
     seam-straddling footprints are stretched across the whole sweep."""
     from _scenes import F64
@@ -109,7 +109,7 @@ def test_lidar_seam_fails_without_phase_modeling():
     lidar = lidar_rig(columns=512, seam=math.pi)
     ego = RigidMotion.from_values((0, 0, 0), (1, 0, 0, 0), (15.0, 0, 0), (0, 0, 2.0), dtype=F64)
     ref, _ = brute_force(scene, lidar, ego, 0.0, lidar=True)
-    off = render_lidar(scene, lidar, ego, 0.0, phase_modeling=False)
+    off = render_lidar(scene, lidar, ego, 0.0, phase_modeling=False, backend=backend)
     missing = torch.isfinite(ref["distance_median"]) & ~torch.isfinite(off["range_median"])
     assert int(missing.sum()) >= 10
     from xsim_render.motion.local_frame import LocalFrame

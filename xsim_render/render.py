@@ -14,24 +14,22 @@ world-frame outputs (ray_origin, ray_time, point_time) are float64.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from .backends import rasterizer, resolve_backend
+from .backends import resolve_backend, stages
 from .motion.local_frame import LocalFrame
 from .motion.rigid import RigidMotion
-from .projection.footprint import project_gaussians
 from .projection.sensor_projection import CameraProjection, LidarProjection
 from .raster.attributes import gaussian_colors
 from .raster.composite import Composite
 from .raster.rasterize import GaussianFrames
 from .scene.gaussians import GaussianScene
-from .sensors.rays import SensorRays, camera_rays, lidar_rays, sensor_motion
+from .sensors.rays import SensorRays, sensor_motion
 from .sensors.rig import CameraSpec, LidarSpec
-from .tiling.camera_tiles import camera_tiles
-from .tiling.lidar_tiles import lidar_tiles
 from .tiling.pairs import TileAssignment
 
 
@@ -120,24 +118,21 @@ def _ray_outputs(rays: SensorRays, local: LocalFrame) -> dict[str, Tensor]:
 
 
 def _capture(scene: GaussianScene, spec: CameraSpec | LidarSpec, ego: RigidMotion, t_start: float,
-             actors: dict[int, RigidMotion] | None, phase_modeling: bool = True) -> Capture:
+             actors: dict[int, RigidMotion] | None, phase_modeling: bool = True, backend: str = "auto") -> Capture:
     """Shared stages up to tiling, in the capture's local frame (origin at the sensor at t_start, seconds since
-    t_start): rays, sensor motion, Gaussians in their frames, footprints and tile lists."""
+    t_start): rays, sensor motion, Gaussians in their frames, footprints and tile lists. Ray generation,
+    projection + tiling and rasterization come from the backend (backends.stages); the rest is shared."""
     lidar = isinstance(spec, LidarSpec)
     dtype = scene.means.dtype
+    stage = stages(resolve_backend(backend))
     local = capture_frame(spec, ego, t_start)
     ego = local.motion(ego, dtype)
-    rays = lidar_rays(spec, ego, 0.0) if lidar else camera_rays(spec, ego, 0.0)
+    rays = stage.rays(spec, ego, 0.0)
     projection = LidarProjection(spec, 0.0) if lidar else CameraProjection(spec, 0.0)
     sensor = sensor_motion(spec, ego)
     g = gaussian_frames(scene, actor_motions(scene, actors, t_start, t_start + spec.capture_duration), lidar, local)
-    fp = project_gaussians(g.means, g.rotations, g.log_scales.exp(), g.sigma, g.frame, g.bodies, sensor, projection,
-                           phase_modeling=phase_modeling)
-    if lidar:
-        assignment = lidar_tiles(spec, fp, len(scene), wrap=not phase_modeling)
-    else:
-        assignment = camera_tiles(spec, fp, len(scene))
-    return Capture(rays, projection, sensor, g, assignment, local)
+    assignment = stage.tiles(spec, g, sensor, projection, phase_modeling)
+    return Capture(rays, projection, sensor, g, assignment, local, stage.rasterize)
 
 
 @dataclass
@@ -150,24 +145,24 @@ class Capture:
     gaussians: GaussianFrames
     assignment: TileAssignment
     local: LocalFrame
+    rasterize: Callable
 
 
-def _rasterize(rays: SensorRays, assignment: TileAssignment, g: GaussianFrames, values: dict[str, Tensor],
-               backend: str = "reference") -> Composite:
-    rasterize = rasterizer(resolve_backend(backend))
-    return rasterize(rays.origins.reshape(-1, 3), rays.directions.reshape(-1, 3), rays.times.reshape(-1),
-                     rays.valid.reshape(-1), assignment, g, values)
+def _rasterize(cap: Capture, values: dict[str, Tensor]) -> Composite:
+    rays = cap.rays
+    return cap.rasterize(rays.origins.reshape(-1, 3), rays.directions.reshape(-1, 3), rays.times.reshape(-1),
+                         rays.valid.reshape(-1), cap.assignment, cap.gaussians, values)
 
 
 def render_camera(scene: GaussianScene, camera: CameraSpec, ego: RigidMotion, t_start: float,
                   actors: dict[int, RigidMotion] | None = None, backend: str = "auto") -> dict[str, Tensor]:
     """Render one rolling-shutter camera capture starting at t_start (s). Outputs (H,W[,3]) tensors."""
-    cap = _capture(scene, camera, ego, t_start, actors)
-    rays, g, assignment = cap.rays, cap.gaussians, cap.assignment
+    cap = _capture(scene, camera, ego, t_start, actors, backend=backend)
+    rays, g = cap.rays, cap.gaussians
     _, sensor_pos = cap.sensor.pose_at(torch.tensor(cap.projection.t_mid, dtype=scene.means.dtype))
     colors = gaussian_colors(scene, g, sensor_pos, cap.projection.t_mid)
     h, w = camera.height, camera.width
-    comp = _rasterize(rays, assignment, g, _values(scene, colors, lidar=False), backend)
+    comp = _rasterize(cap, _values(scene, colors, lidar=False))
     rgb = comp.values["rgb"].reshape(h, w, 3)
     if scene.camera_decoder is not None and scene.features is not None:
         rgb = scene.camera_decoder(comp.values["features"].reshape(h, w, -1), rays.directions_sensor, rgb)
@@ -186,9 +181,9 @@ def render_lidar(scene: GaussianScene, lidar: LidarSpec, ego: RigidMotion, t_sta
                  actors: dict[int, RigidMotion] | None = None, phase_modeling: bool = True, backend: str = "auto"
                  ) -> dict[str, Tensor]:
     """Render one spinning-LiDAR sweep starting at t_start (s). Organised outputs are (beams, columns)."""
-    cap = _capture(scene, lidar, ego, t_start, actors, phase_modeling)
-    rays, g, assignment = cap.rays, cap.gaussians, cap.assignment
-    comp = _rasterize(rays, assignment, g, _values(scene, None, lidar=True), backend)
+    cap = _capture(scene, lidar, ego, t_start, actors, phase_modeling, backend)
+    rays = cap.rays
+    comp = _rasterize(cap, _values(scene, None, lidar=True))
     shape = (lidar.beams, lidar.columns)
     decoded = scene.lidar_decoder is not None and scene.features is not None
     if decoded:

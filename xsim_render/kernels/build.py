@@ -175,12 +175,20 @@ def load(kind: str, verbose: bool = False) -> ModuleType:
               file=sys.stderr, flush=True)
         _build(kind, name, library.parent, verbose)
         print(f"xsim: {kind} kernels built", file=sys.stderr, flush=True)
+        _remove_stale(kind, library.parent)
     try:
         module = _import(name, library)
     except ImportError as err:
         raise KernelBuildError(f"{kind} kernels in {library} do not load: {err}".replace("\n", " ")) from None
     _LOADED[kind] = module
     return module
+
+
+def _remove_stale(kind: str, keep: Path) -> None:
+    """Drop older builds of the same extension from the cache (best effort; a loaded one stays mapped)."""
+    for other in keep.parent.glob(f"{SPECS[kind].prefix}_*"):
+        if other != keep and other.is_dir():
+            shutil.rmtree(other, ignore_errors=True)
 
 
 def _build(kind: str, name: str, directory: Path, verbose: bool) -> None:

@@ -56,6 +56,7 @@ constexpr int CHUNK = 16;  // candidates evaluated together (SIMD lanes) between
 
 template <typename T> struct TileBatch {
     std::vector<T> mx, my, mz, w[9], reject_d2, sigma, bound;
+    std::vector<T> values;  // (candidates, C): composited values gathered next to the geometry
     std::vector<int32_t> id, slot;
     std::vector<std::pair<T, int32_t>> order;
 
@@ -122,7 +123,7 @@ template <typename T> struct Workspace {
     std::vector<T> spread;                   // (S)
     std::vector<T> acc;                      // (C) value accumulator of one ray
     std::vector<T> hit_t, hit_a;
-    std::vector<int32_t> hit_id;
+    std::vector<int32_t> hit_id, hit_slot;
     TileBatch<T> batch;
 };
 
@@ -190,22 +191,25 @@ void render_tile(const RasterInputs<T>& in, const RasterOutputs<T>& out, const G
         b.reject_d2[j] = gs.reject_d2[g];
         b.sigma[j] = gs.sigma[g];
     }
+    if (static_cast<int64_t>(b.values.size()) < static_cast<int64_t>(M) * C) b.values.resize(static_cast<size_t>(M) * C);
+    for (int j = 0; j < M; ++j)
+        for (int64_t c = 0; c < C; ++c) b.values[static_cast<size_t>(j) * C + c] = in.values[int64_t(b.id[j]) * C + c];
     for (int32_t f : ws.frames) ws.slot_of_frame[f] = -1;
     if (static_cast<int>(ws.hit_t.size()) < M) {
-        ws.hit_t.resize(M), ws.hit_a.resize(M), ws.hit_id.resize(M);
+        ws.hit_t.resize(M), ws.hit_a.resize(M), ws.hit_id.resize(M), ws.hit_slot.resize(M);
     }
     int64_t evals = 0;
     for (int64_t i = 0; i < n_rays; ++i) {
         int64_t r = rays[i];
         const T* lp = ws.local.data() + static_cast<size_t>(i) * S * 6;
         const uint8_t* ex = ws.exists.data() + static_cast<size_t>(i) * S;
-        HitList<T> hits{ws.hit_t.data(), ws.hit_a.data(), ws.hit_id.data(), 0, 0, M};
+        HitList<T> hits{ws.hit_t.data(), ws.hit_a.data(), ws.hit_id.data(), 0, 0, M, ws.hit_slot.data()};
         RayComposite<T> comp;
         T* acc = ws.acc.data();
         for (int64_t c = 0; c < C; ++c) acc[c] = T(0);
         auto commit = [&](int k) {
             T w = comp.push(hits.t[k], hits.alpha[k]);
-            const T* v = in.values + static_cast<int64_t>(hits.id[k]) * C;
+            const T* v = b.values.data() + static_cast<int64_t>(hits.payload[k]) * C;
             for (int64_t c = 0; c < C; ++c) acc[c] += w * v[c];
         };
         int j = 0;
@@ -229,10 +233,15 @@ void render_tile(const RasterInputs<T>& in, const RasterOutputs<T>& out, const G
                         if (!ex[s]) dd2[k] = std::numeric_limits<T>::infinity();
                     }
                 }
-                for (int k = 0; k < CHUNK; ++k) {
-                    if (!(dd2[k] <= b.reject_d2[j + k]) || !(tt[k] > T(0))) continue;
+                // candidates near enough: a bit mask (no unpredictable branch per candidate)
+                uint32_t mask = 0;
+                for (int k = 0; k < CHUNK; ++k)
+                    mask |= uint32_t((dd2[k] <= b.reject_d2[j + k]) & (tt[k] > T(0))) << k;
+                while (mask) {
+                    int k = __builtin_ctz(mask);
+                    mask &= mask - 1;
                     T a = alpha_of(b.sigma[j + k], dd2[k]);
-                    if (a > T(0)) hits.insert(tt[k], a, b.id[j + k]);
+                    if (a > T(0)) hits.insert(tt[k], a, b.id[j + k], j + k);
                 }
             }
         }

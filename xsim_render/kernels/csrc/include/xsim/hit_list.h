@@ -17,11 +17,12 @@ template <typename T> struct HitList {
     int head = 0;  // first uncommitted entry
     int size = 0;  // one past the last entry
     int capacity = 0;
+    int32_t* payload = nullptr;  // optional per-hit datum moved along (the CPU keeps the tile-batch slot here)
 
     XS_HD bool empty() const { return head >= size; }
 
     // Insert keeping (t, id) order; false (nothing inserted) if full.
-    XS_HD bool insert(T tv, T av, int32_t iv) {
+    XS_HD bool insert(T tv, T av, int32_t iv, int32_t pv = 0) {
         if (size >= capacity) {
             if (head == 0) return false;
             // slide the pending entries to the front
@@ -30,6 +31,7 @@ template <typename T> struct HitList {
                 t[k] = t[head + k];
                 alpha[k] = alpha[head + k];
                 id[k] = id[head + k];
+                if (payload) payload[k] = payload[head + k];
             }
             head = 0;
             size = n;
@@ -39,11 +41,13 @@ template <typename T> struct HitList {
             t[k] = t[k - 1];
             alpha[k] = alpha[k - 1];
             id[k] = id[k - 1];
+            if (payload) payload[k] = payload[k - 1];
             --k;
         }
         t[k] = tv;
         alpha[k] = av;
         id[k] = iv;
+        if (payload) payload[k] = pv;
         ++size;
         return true;
     }
