@@ -1,4 +1,4 @@
-"""`xsim` command line: subcommands render, synth, launch and doctor. Bad input: one line on stderr, exit code 2."""
+"""`xsim` command line: subcommands render, synth, replay, launch, doctor. Bad input: one line on stderr, exit 2."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from ..errors import InputError
-from . import doctor_cmd, launch_cmd, render_cmd, synth_cmd
+from . import doctor_cmd, launch_cmd, render_cmd, replay_cmd, synth_cmd
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -14,6 +14,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     render_cmd.add_parser(sub)
     synth_cmd.add_parser(sub)
+    replay_cmd.add_parser(sub)
     launch_cmd.add_parser(sub)
     doctor_cmd.add_parser(sub)
     return parser

@@ -76,6 +76,26 @@ class BagWriter:
             topic, msgtype, typestore=self.store, offered_qos_profiles=[offered_qos or qos()])
         self.counts[topic] = 0
 
+    def add_connection_like(self, key: Any, topic: str, msgtype: str, *, msgdef: str = "", rihs01: str = "",
+                            serialization_format: str = "cdr", offered_qos: list[Qos] | None = None) -> None:
+        """Register a connection copied from another bag under `key` (write_raw(key, ...) writes to it): same
+        topic, type, definition, hash, serialization format and QoS profiles. Without a usable definition
+        (older bags store none) the typestore's is used."""
+        if self._writer is None:
+            raise RuntimeError("BagWriter: add_connection_like outside the with-block")
+        if key in self._connections:
+            raise ValueError(f"connection {key!r} added twice")
+        if msgdef and rihs01.startswith("RIHS01_"):
+            conn = self._writer.add_connection(topic, msgtype, msgdef=msgdef, rihs01=rihs01,
+                                               serialization_format=serialization_format,
+                                               offered_qos_profiles=offered_qos or [])
+        else:
+            conn = self._writer.add_connection(topic, msgtype, typestore=self.store,
+                                               serialization_format=serialization_format,
+                                               offered_qos_profiles=offered_qos or [])
+        self._connections[key] = conn
+        self.counts[key] = 0
+
     def write(self, topic: str, message: Any, log_time_ns: int) -> None:
         """Serialise (CDR) and append one message with its log (receive) time in nanoseconds."""
         if self._writer is None:
