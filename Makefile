@@ -10,7 +10,7 @@ PIP    := $(VENV)/bin/pip
 # (the local CPU wheel); PyPI mirrors carry newer ones.
 PIPC   := $(PIP) install -c constraints.txt
 
-.PHONY: all venv .venv test demo lint bench clean distclean check-kiss-icp kiss-icp-layouts kernels check-cuda check-nvcc check-colcon
+.PHONY: all venv .venv test demo lint bench clean distclean check-kiss-icp kiss-icp-lockstep kiss-icp-layouts kernels check-cuda check-nvcc check-colcon
 .DEFAULT_GOAL := test
 
 all: lint test
@@ -81,12 +81,20 @@ clean:
 distclean: clean
 	rm -rf $(VENV)
 
-# LiDAR odometry check of a generated drive (issue bar: KISS-ICP drift < 2 %); kiss-icp is only needed here.
-# Usage: make check-kiss-icp DRIVE=out/drive
+# LiDAR odometry check of a generated drive or of any bag with LiDAR sweeps, /tf_static and /ego/odometry, e.g. one
+# recorded with `xsim launch --record` (issue bar: KISS-ICP drift < 2 %); kiss-icp is only needed here.
+# Usage: make check-kiss-icp DRIVE=out/drive   or   make check-kiss-icp BAG=path/to/bag
 check-kiss-icp: $(VENV)/.stamp
-	@test -n "$(DRIVE)" || { echo "usage: make check-kiss-icp DRIVE=DIR (a directory written by xsim synth --out)"; exit 2; }
+	@test -n "$(DRIVE)$(BAG)" || { echo "usage: make check-kiss-icp DRIVE=DIR (written by xsim synth --out) or BAG=BAG_DIR"; exit 2; }
 	$(PIPC) kiss-icp==1.3.0
-	$(PY) scripts/check_kiss_icp.py $(DRIVE)
+	$(PY) scripts/check_kiss_icp.py $(or $(BAG),$(DRIVE))
+
+# The same check on what the ROS graph publishes: the drive (default out/drive10, a 10 s default-preset drive,
+# generated if missing) played in lockstep through scenario_player + sensor_sim (LiDAR only; CAMERAS=1 keeps the
+# cameras), recorded with `xsim launch --record` into OUT (default DRIVE/lockstep), then KISS-ICP on both bags.
+kiss-icp-lockstep: $(VENV)/.stamp
+	$(PIPC) kiss-icp==1.3.0
+	scripts/lockstep_kiss_icp.sh $(or $(DRIVE),out/drive10) $(OUT)
 
 # KISS-ICP drift of 10 s default drives for three LiDAR beam layouts (README, "LiDAR odometry").
 kiss-icp-layouts: $(VENV)/.stamp

@@ -72,8 +72,8 @@ setup(
             "xsim = xsim_render.cli.main:main",
             # ROS 2 nodes (xsim_ros/): `ros2 run xsim_ros <name>` (colcon install: lib/xsim_ros/, see setup.cfg)
             # or `.venv/bin/<name>` (pip install).
-            "sensor_sim = xsim_ros.sensor_sim:main",
-            "scenario_player = xsim_ros.scenario_player:main",
+            "sensor_sim = xsim_ros.console:sensor_sim",
+            "scenario_player = xsim_ros.console:scenario_player",
         ],
     },
 )

@@ -91,7 +91,7 @@ PYEOF
 # 4. sensor_sim from the install space publishes.
 EXE="$WS/install/xsim_ros/lib/xsim_ros/sensor_sim"
 [ -x "$EXE" ] || fail "install space has no executable lib/xsim_ros/sensor_sim (console_scripts entry point \
-'sensor_sim = xsim_ros.sensor_sim:main' in setup.py, and xsim_ros/sensor_sim.py, are needed)"
+'sensor_sim = xsim_ros.console:sensor_sim' in setup.py, and xsim_ros/sensor_sim.py, are needed)"
 "$PY" "$ROOT/scripts/colcon_check_fixture.py" "$WS/fixture" >/dev/null
 echo "== starting $EXE"
 "$EXE" --ros-args --params-file "$WS/fixture/sensor_sim.params.yaml" -r __ns:=/xsim_check > sensor_sim.log 2>&1 &

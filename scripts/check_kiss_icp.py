@@ -2,7 +2,9 @@
 
     .venv/bin/python scripts/check_kiss_icp.py DIR [--lidar NAME] [--no-deskew] [--voxel-size M]
 
-DIR is an `xsim synth --out` directory (DIR/bag) or a bag directory. Each sweep is fed with its per-point times
+DIR is an `xsim synth --out` directory (DIR/bag) or a bag directory, such as one recorded from the ROS graph by
+`xsim launch ... --record BAG` (scripts/lockstep_kiss_icp.sh). The bag needs /sensing/lidar/<name>/pointcloud,
+/tf_static and /ego/odometry; other topics are not read. Each sweep is fed with its per-point times
 normalised to [0, 1] over the sweep (time offset / sweep period), deskew on. KISS-ICP (>= 1.0) deskews every
 sweep to the time of its last point and its poses are those of the LiDAR frame at that instant, relative to
 the first sweep's. The reference is the logged odometry (base_link in map, constant-velocity extrapolation from
@@ -27,7 +29,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from xsim_render.rosio.bag import read_bag  # noqa: E402
+from xsim_render.rosio.bag import read_bag, topic_types  # noqa: E402
 from xsim_render.rosio.messages import matrix_from_xyzw, stamp_ns  # noqa: E402
 from xsim_render.rosio.pointcloud import unpack_cloud  # noqa: E402
 from xsim_render.synth.validate import body_motion, nearest_message  # noqa: E402
@@ -92,14 +94,18 @@ def main(argv: list[str] | None = None) -> int:
 
     bag_dir = args.directory / "bag" if (args.directory / "bag").is_dir() else args.directory
     try:
-        msgs = read_bag(bag_dir)
+        types = topic_types(bag_dir)
+        topics = sorted(t for t in types if t.startswith("/sensing/lidar/") and t.endswith("/pointcloud"))
+        topic = f"/sensing/lidar/{args.lidar}/pointcloud" if args.lidar else (topics or [""])[0]
+        msgs = read_bag(bag_dir, [topic, "/tf_static", "/ego/odometry"])
     except Exception as err:  # rosbags raises several types for missing or unreadable bags
         print(f"check_kiss_icp: error: {bag_dir}: cannot read bag ({' '.join(str(err).split())})", file=sys.stderr)
         return 2
-    topics = sorted(t for t in msgs if t.startswith("/sensing/lidar/") and t.endswith("/pointcloud"))
-    if not topics:
-        raise SystemExit(f"{bag_dir}: no /sensing/lidar/*/pointcloud topic")
-    topic = f"/sensing/lidar/{args.lidar}/pointcloud" if args.lidar else topics[0]
+    for needed in (topic, "/tf_static", "/ego/odometry"):
+        if not msgs.get(needed):
+            print(f"check_kiss_icp: error: {bag_dir}: no messages on {needed or '/sensing/lidar/*/pointcloud'}",
+                  file=sys.stderr)
+            return 2
     name = topic.split("/")[3]
     sweeps = msgs[topic]
     extrinsic = static_extrinsic(msgs["/tf_static"], sweeps[0][1].header.frame_id)

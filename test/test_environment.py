@@ -258,7 +258,7 @@ def test_packaging_layout() -> None:
         assert os.path.join("share", "xsim_ros", str(rel)) in installed, rel
     assert "share/ament_index/resource_index/packages/xsim_ros" in installed
     scripts = {s.split("=")[0].strip(): s.split("=")[1].strip() for s in captured["entry_points"]["console_scripts"]}
-    assert scripts["sensor_sim"] == "xsim_ros.sensor_sim:main"
-    assert scripts["scenario_player"] == "xsim_ros.scenario_player:main"
+    assert scripts["sensor_sim"] == "xsim_ros.console:sensor_sim"
+    assert scripts["scenario_player"] == "xsim_ros.console:scenario_player"
     if (ROOT / "xsim_render" / "kernels" / "csrc").is_dir():  # sources the kernels compile from at first use
         assert any("kernels/csrc" in f for f in captured["package_data"]["xsim_render"])

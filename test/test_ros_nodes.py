@@ -3,7 +3,9 @@
 Graphs: lockstep cross-process (sensor_sim console script + player in this process) and through the pip-only
 launch runner (`xsim launch ... --record`, another process): bit-identical outputs, equal to a direct render of the
 recorded states. Triggers timer (sim time, interpolation / extrapolation / refusal, clock jump, run-time parameter
-changes), pose (every bad input, node alive afterwards), realtime (drops, never queues). Start-up errors.
+changes), pose (every bad input, node alive afterwards), realtime (drops, never queues, predicts for a while only).
+Shutdown: a render in progress finishes, no new one starts; SIGINT / SIGTERM during start-up, SIGINT ignored by
+the parent. Start-up errors.
 """
 
 from __future__ import annotations
@@ -324,7 +326,8 @@ def test_realtime_drops_what_it_cannot_publish_in_time_and_never_queues(ros, ass
     from nav_msgs.msg import Odometry
     from rclpy.executors import SingleThreadedExecutor
 
-    rig = _rig_file(tmp_path, ["cam"], rate_hz=200)  # a 5 ms period: no render keeps up
+    # 1 kHz, global shutter: the deadline (the next capture complete) is 1 ms after the start, which no render meets
+    rig = _rig_file(tmp_path, ["cam"], rate_hz=1000, rolling_shutter={"direction": "global", "readout_time": 0.0})
     sim = _sim(ros, assets, rig, trigger="realtime", log_period=0.5)
     probe = ros.create_node("probe_realtime")
     got = Collector(probe, _msgs())
@@ -343,14 +346,67 @@ def test_realtime_drops_what_it_cannot_publish_in_time_and_never_queues(ros, ass
     probe.create_timer(0.02, feed)
     spin_until(ex, lambda: False, 4.0)
     stats = sim.stats["cam"]
-    assert stats.dropped["superseded"] + stats.dropped["deadline"] + stats.dropped["late"] > 10
-    assert stats.rendered < 4.0 / 0.005 / 10  # far fewer renders than captures due: nothing was queued
-    assert stats.published == 0 or stats.dropped["late"] > 0 or stats.dropped["deadline"] > 0
+    assert stats.dropped["superseded"] > 10 and stats.dropped["late"] >= 2 and stats.dropped["deadline"] > 10
+    assert stats.published == 0
+    # never queued, and predicted: after two late renders in a row the captures are dropped before rendering, but
+    # for a while only (the estimate expires and one is rendered again), so renders stay far fewer than captures
+    assert 2 <= stats.rendered < 4.0 * 1000 / 20
     diag = [s for m in got.get("/diagnostics") for s in m.status if s.name == "sensor_sim: cam"]
     assert diag and diag[-1].level == b"\x01" and float({kv.key: kv.value for kv in diag[-1].values}["dropped"]) > 0
     ex.shutdown()
     sim.destroy_node()
     probe.destroy_node()
+
+
+
+def test_stop_lets_the_render_in_progress_finish_and_starts_no_other(ros, assets):
+    import threading
+
+    from nav_msgs.msg import Odometry
+
+    sim = _sim(ros, assets, trigger="pose")
+    started, release, calls = threading.Event(), threading.Event(), []
+    real_capture = sim.engine.capture
+
+    def held_capture(sensor, start_ns, newest_ns=None):
+        calls.append(sensor)
+        started.set()
+        release.wait(30)
+        return real_capture(sensor, start_ns, newest_ns)
+
+    sim.engine.capture = held_capture
+    msg = Odometry()
+    msg.header.stamp = sim.get_clock().now().to_msg()
+    msg.header.frame_id, msg.child_frame_id = "map", "base_link"
+    msg.pose.pose.orientation.w = 1.0
+    sim._on_odometry(msg)  # one pose capture: cam, then top
+    assert started.wait(30)
+    sim.request_stop()  # while cam renders: it may finish, top must not start
+    release.set()
+    sim.stop()
+    assert calls == ["cam"] and not sim._worker.is_alive() and sim.stats["cam"].published == 1
+    sim.destroy_node()
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_a_signal_stops_a_node_during_start_up_even_with_sigint_ignored(assets, sig):
+    """A node started in the background by a shell inherits SIGINT ignored; a signal during its start-up (imports,
+    scene, first render: seconds) must still stop it there, not be lost or wait for the start-up to end."""
+    import signal
+
+    proc = subprocess.Popen([str(VENV_BIN / "sensor_sim"), "--ros-args", "-p", f"scene:={assets['scene']}",
+                             "-p", f"rig:={assets['rig']}"], env=_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    end = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < end:
+        time.sleep(0.2)  # repeated: the interpreter may not have started yet
+        proc.send_signal(getattr(signal, sig))
+    if proc.poll() is None:
+        proc.kill()
+    out = proc.communicate(timeout=30)[0]
+    assert proc.returncode == 130, out[-2000:]
+    assert "sensor(s)" not in out  # stopped during start-up, not after it
 
 
 @pytest.mark.parametrize("case", ["missing_scene", "bad_parameter", "bad_params_file"])

@@ -18,7 +18,14 @@ from xsim_render.rosio import messages as m
 from xsim_render.sim.launch_xml import parse_assignments, parse_launch
 from xsim_render.sim.params import SENSOR_SIM_PARAMS, check_value, spec_of
 from xsim_render.sim.report import ClockMap, TopicLog, raw_stamp_ns, topic_rows
-from xsim_render.sim.schedule import CaptureScheduler, SensorRate, latest_per_sensor, realtime_plan
+from xsim_render.sim.schedule import (
+    CaptureScheduler,
+    RenderTimeEstimate,
+    SensorRate,
+    latest_per_sensor,
+    least_recently_served_first,
+    realtime_plan,
+)
 from xsim_render.states.history import EGO, EMPTY, OK, STALE, Frame, HistoryConfig, StateHistory
 from xsim_render.states.messages import actor_frame, odometry_frame
 from xsim_render.states.sample import SampleError, sample_from_pose_twist
@@ -207,6 +214,52 @@ def test_realtime_plan_drops_superseded_and_late_captures_never_queues():
     plan = realtime_plan(due, 350_000_000, {"cam": 0.5})
     assert [c.sensor for c in plan.render] == ["top"]
     assert ("cam", "deadline") in [(c.sensor, r) for c, r in plan.dropped]
+
+
+
+def test_sensors_take_turns_when_renders_are_slower_than_their_period():
+    """One render at a time, re-planned after each, every render 0.3 s (three 10 Hz periods): the newest capture of
+    the sensor served least recently goes next. In time order the first sensor of the rig won every time."""
+    sched = CaptureScheduler([SensorRate("front", 10.0, 0.03), SensorRate("top", 10.0, 0.1)])
+    now, turn, served, pending, rendered = 0, 0, {}, [], []
+    for _ in range(10):
+        plan = latest_per_sensor(pending + sched.due(now))
+        order = least_recently_served_first(plan.render, served)
+        c, pending = order[0], order[1:]
+        turn += 1
+        served[c.sensor] = turn
+        rendered.append((c.sensor, c.start_ns))
+        now += 300_000_000
+    assert rendered[:4] == [("front", 0), ("top", 300_000_000), ("front", 600_000_000), ("top", 900_000_000)]
+    assert [name for name, _ in rendered].count("top") == 5
+
+def test_one_slow_render_never_locks_a_sensor_out_of_realtime_captures():
+    """The rule behind the real-time drops: before, an average of render times seeded by an 8 s first render (the
+    warm-up) predicted every later capture to miss its deadline, so none was rendered again and the estimate never
+    came down. Now a capture is dropped on prediction only after two too-slow renders in a row, and only until the
+    estimate expires; then one is rendered (measured) again."""
+    capture = SensorRate("cam", 10.0, 0.03).capture(100)  # starts 10.0 s, deadline 10.13 s (next one complete)
+    est = RenderTimeEstimate()
+
+    def rendered(wall: float) -> bool:
+        expected = est.expected(wall)
+        plan = realtime_plan([capture], capture.start_ns, {} if expected is None else {"cam": expected})
+        assert len(plan.render) + len(plan.dropped) == 1
+        return bool(plan.render)
+
+    est.record(8.0, 8.0)  # the slow first render
+    assert est.expected(8.0) is None and rendered(8.0)
+    est.record(0.02, 8.1)
+    assert est.expected(8.1) == 0.02 and rendered(8.1)
+    est.record(5.0, 13.1)  # one slow render among fast ones: the next capture is still rendered
+    assert est.expected(13.1) == 0.02 and rendered(13.1)
+    est.record(0.5, 13.6)  # two too-slow renders in a row (0.5 s > the 0.13 s to the deadline): predicted, dropped
+    assert est.expected(13.6) == 0.5 and not rendered(13.6) and not rendered(15.6)
+    assert est.expected(15.61) is None and rendered(15.61)  # expired after max(1 s, 4 x 0.5 s): measure again
+    est.record(0.03, 15.64)  # renders are fast again: published from the next capture on
+    assert est.expected(15.64) == 0.03 and rendered(15.64)
+    plan = realtime_plan([capture], capture.deadline_ns + 1, {})  # past its deadline: dropped whatever the estimate
+    assert plan.dropped == [(capture, "deadline")]
 
 
 # ------------------------------------------------------------------------------------------------ params

@@ -6,9 +6,9 @@ starts every node in THIS process (one rclpy context, one multi-threaded executo
 scenario_player. With --record it records every topic the started nodes publish (except /rosout and
 /parameter_events) to an mcap bag and prints a per-topic table (count, rate, latency mean / p95).
 
-It stops on SIGINT, or when the graph clock (/clock if a node publishes it, else the wall clock) has advanced by
---duration seconds and every sensor_sim is idle, or when every scenario_player has finished its scenario (end_action
-stop) and every sensor_sim is idle.
+It stops on SIGINT or SIGTERM (the bag is kept), or when the graph clock (/clock if a node publishes it, else the
+wall clock) has advanced by --duration seconds and every sensor_sim is idle, or when every scenario_player has
+finished its scenario (end_action stop) and every sensor_sim is idle.
 """
 
 from __future__ import annotations
@@ -161,6 +161,9 @@ class LaunchRun:
     def shutdown(self, error: bool = False) -> None:
         import rclpy
 
+        for node in self.nodes:  # no new render starts from here on (the ones in progress may finish)
+            if hasattr(node, "request_stop"):
+                node.request_stop()
         if self.recorder is not None:
             self.recorder.close(RuntimeError("launch failed") if error else None)
         for node in self.nodes:
@@ -186,13 +189,14 @@ def run(path: str, arguments: dict[str, str], record: str | None = None, duratio
     except StartupError as err:
         raise InputError(str(err)) from None
     stop = threading.Event()
-    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     failed = True
     try:
         launch.spin(duration, stop)
         failed = False
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         table = launch.table() if not failed else ""
         launch.shutdown(error=failed)
     if record is not None:

@@ -15,6 +15,9 @@ Triggers (parameter `trigger`, see README "ROS 2 nodes"):
   lockstep  on /clock T: waits (bounded) for the tick's states, renders every capture with start in (previous T, T]
             from states stamped <= T, then publishes a Header{stamp: T, frame_id: node name} on lockstep/done.
 Rendering runs in one worker thread; the executor thread only stores messages, so states keep arriving meanwhile.
+At start-up every sensor is rendered once (SensorEngine.warm_up: lazy imports, kernels' first use), so that the
+first capture costs what the next ones do. On shutdown (request_stop / stop) a render in progress may finish, but
+no new one starts.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from xsim_render.errors import InputError
 from xsim_render.sim.capture import serialize, static_transforms
 from xsim_render.sim.engine import EngineConfig, SensorEngine, load_assets
 from xsim_render.sim.params import SENSOR_SIM_PARAMS, check_value, spec_of
-from xsim_render.sim.schedule import latest_per_sensor, realtime_plan
+from xsim_render.sim.schedule import latest_per_sensor, least_recently_served_first, realtime_plan
 from xsim_render.sim.stats import SensorStats, Throttle
 from xsim_render.states.history import HistoryConfig
 
@@ -61,6 +64,10 @@ class SensorSimNode(Node):
             raise StartupError("trigger 'realtime' runs on the wall clock: set use_sim_time false")
         self.engine = SensorEngine(assets, self._engine_config(v))
         self.backend_in_use = self._backend_name(v["backend"])
+        try:
+            self.warm_up_s = self.engine.warm_up()
+        except InputError as err:
+            raise StartupError(f"first render failed: {err}") from None
         self.stats = {s.name: SensorStats(s.name) for s in self.engine.rig.sensors}
         self.throttle = Throttle(v["log_period"])
         self._lock = threading.Lock()
@@ -107,7 +114,8 @@ class SensorSimNode(Node):
         self._worker.start()
         self.get_logger().info(
             f"{len(self.engine.rig.sensors)} sensor(s) ({', '.join(s.name for s in self.engine.rig.sensors)}), "
-            f"trigger {self.trigger}, backend {self.backend_in_use}, scene {v['scene']}")
+            f"trigger {self.trigger}, backend {self.backend_in_use}, scene {v['scene']} (first render "
+            f"{self.warm_up_s:.2f} s)")
 
     # ---------------------------------------------------------------- parameters
 
@@ -224,16 +232,30 @@ class SensorSimNode(Node):
             self.get_logger().error(f"render worker stopped: {type(err).__name__}: {err}")
             raise
 
-    def stop(self) -> None:
-        """Stop the render worker (after the capture in progress). Safe on a node whose start-up failed."""
-        wake, worker = getattr(self, "_wake", None), getattr(self, "_worker", None)
+    def request_stop(self) -> None:
+        """Let the render worker finish the render in progress and start no new one; returns at once. Safe on a
+        node whose start-up failed."""
+        wake = getattr(self, "_wake", None)
         if wake is None:
             return
         with wake:
             self._stop = True
             wake.notify_all()
+
+    def stop(self) -> None:
+        """request_stop, then wait for the worker (at most the render in progress)."""
+        self.request_stop()
+        worker = getattr(self, "_worker", None)
         if worker is not None and worker is not threading.current_thread():
             worker.join(timeout=60.0)
+
+    def _publish(self, publisher, message) -> None:
+        """Publish; once stopping, a publisher whose context has already shut down (a signal) is not an error."""
+        try:
+            publisher.publish(message)
+        except Exception:  # noqa: BLE001 - rclpy raises several types on a shut-down context
+            if not self._stop:
+                raise
 
     def destroy_node(self) -> None:
         self.stop()
@@ -255,13 +277,13 @@ class SensorSimNode(Node):
                                                  f"{result.stale}")])
             return
         if deadline_ns is not None and self.get_clock().now().nanoseconds > deadline_ns:
-            stats.record_render_time(result.render_s)
+            stats.record_render_time(result.render_s, time.monotonic())
             stats.record_drop("late")
             self._report([_Note("late", "warn", f"{sensor}: capture at {start_ns / 1e9:.9f} s dropped: "
                                                     f"missed its deadline (render {result.render_s:.3f} s)")])
             return
         for out in result.outputs:
-            self._pubs[out.topic].publish(serialize(out.msgtype, out.message))
+            self._publish(self._pubs[out.topic], serialize(out.msgtype, out.message))
         now = time.monotonic()
         stats.record_publish(now, result.render_s, now - result.received if not math.isnan(result.received)
                              else math.nan)
@@ -293,7 +315,7 @@ class SensorSimNode(Node):
                 header = message_class("std_msgs/msg/Header")()
                 header.stamp.sec, header.stamp.nanosec = divmod(tick, 1_000_000_000)
                 header.frame_id = frame_id
-                self._done.publish(header)
+                self._publish(self._done, header)
                 self.last_done_ns = tick
                 with self._wake:
                     self.busy = False
@@ -324,6 +346,8 @@ class SensorSimNode(Node):
                                                          f"did not arrive within {self.values['lockstep_wait']} s; "
                                                          f"rendering with what is there")])
         for c in captures:
+            if self._stop:
+                return
             self._render(c.sensor, c.start_ns, newest_ns=tick)
 
     def _run_pose(self) -> None:
@@ -337,6 +361,8 @@ class SensorSimNode(Node):
                 self.busy = True
             try:
                 for spec in self.engine.rig.sensors:
+                    if self._stop:
+                        break
                     self._render(spec.name, stamp)
             finally:
                 with self._wake:
@@ -344,9 +370,12 @@ class SensorSimNode(Node):
 
     def _run_timer(self) -> None:
         """timer / realtime: render one capture at a time, re-planning after each render, so that a capture
-        that became superseded (or hopeless) while another rendered is dropped instead of rendered late."""
+        that became superseded (or hopeless) while another rendered is dropped instead of rendered late; the
+        sensor rendered least recently goes first, so that slow renders do not starve the later sensors."""
         sim = bool(self.get_parameter("use_sim_time").value)
         pending: list = []
+        served: dict[str, int] = {}  # sensor -> sequence number of its latest render (fair turns)
+        turn = 0
         while not self._stop:
             now = self._clock_ns()
             if now is None:
@@ -358,17 +387,24 @@ class SensorSimNode(Node):
             self._report(reports)
             captures = pending + self.engine.due(now)
             if captures:
+                expected: dict[str, float] = {}
                 if self.trigger == "realtime" or not sim:
-                    expected = {n: s.render_ema for n, s in self.stats.items() if s.render_ema is not None}
+                    wall = time.monotonic()
+                    expected = {n: e for n, s in self.stats.items()
+                                if (e := s.render_estimate.expected(wall)) is not None}
                     plan = realtime_plan(captures, now, expected)
                 else:
                     plan = latest_per_sensor(captures)
                 for c, reason in plan.dropped:
                     self.stats[c.sensor].record_drop(reason)
+                    why = (f"expected render {expected[c.sensor]:.3f} s" if reason == "deadline" and
+                           c.sensor in expected else "the node is behind its sensors")
                     self._report([_Note(reason, "warn", f"{c.sensor}: capture at {c.start_ns / 1e9:.9f} s dropped "
-                                                        f"({reason}): the node is behind its sensors")])
+                                                        f"({reason}): {why}")])
                 if plan.render:
-                    c, pending = plan.render[0], plan.render[1:]
+                    order = least_recently_served_first(plan.render, served)
+                    c, pending = order[0], order[1:]
+                    served[c.sensor] = turn = turn + 1
                     with self._wake:
                         self.busy = True
                     try:

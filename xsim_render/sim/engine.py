@@ -25,6 +25,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from ..scene.gaussians import GaussianScene
 from ..scene.io import load_scene
 from ..sensors.rig import CameraSpec, LidarSpec, Rig, load_rig
@@ -33,6 +35,8 @@ from ..states.messages import ActorInfo, actor_frame, odometry_frame
 from ..states.sample import NS, SampleError
 from .capture import Output, capture_outputs, render_sensor
 from .schedule import CaptureScheduler, SensorRate
+
+F64 = torch.float64
 
 
 @dataclass
@@ -229,6 +233,27 @@ class SensorEngine:
 
     def sensor(self, name: str) -> CameraSpec | LidarSpec:
         return self.rig.sensor(name)
+
+    def warm_up(self) -> float:
+        """Render every sensor once, from an ego at rest at the centre of the scene's static Gaussians (world frame)
+        at t = 0, and discard the outputs; returns the wall seconds it took. The first render of a process pays for
+        lazy imports (torch.func), the kernels' first use and memory pools (seconds); a simulator calls this at
+        start-up so that its first capture costs what the next ones do. The histories are not touched."""
+        from ..motion.rigid import RigidMotion
+
+        static = self.scene.actor_ids < 0
+        centre = self.scene.means[static].double().mean(0) if bool(static.any()) else torch.zeros(3, dtype=F64)
+        if self.scene.world_from_scene is not None:
+            centre = self.scene.world_from_scene.points(centre)
+        ego = RigidMotion.from_values(centre.tolist(), (1.0, 0.0, 0.0, 0.0))
+        topic = self.config.actor_source == "topic"
+        scene = self.scene if topic else self.scene_with_trajectories
+        t0 = time.perf_counter()
+        for spec in self.rig.sensors:
+            render = render_sensor(scene, spec, 0, ego, {} if topic else None, self.config.backend,
+                                   self.config.phase_modeling)
+            capture_outputs(spec, 0, render, self.config.point_format, self.config.organized)
+        return time.perf_counter() - t0
 
     def capture(self, sensor: str, start_ns: int, newest_ns: int | None = None) -> CaptureResult:
         """Render and pack one capture of `sensor` starting at start_ns with the states known now (only those stamped

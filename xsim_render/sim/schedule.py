@@ -10,11 +10,17 @@ Real-time (HIL) policy, `realtime_plan`: a capture is never queued behind a newe
 ones are dropped, 'superseded'); a capture whose deadline has passed, or that would miss it given the sensor's
 expected render time, is dropped ('deadline'). The deadline of capture n is the instant the next capture (n + 1)
 would be complete: t_(n+1) + capture duration. Past it the node would fall behind the sensor it simulates.
+
+The expected render time (`RenderTimeEstimate`) comes from measured renders and must never lock a sensor out: it
+is the faster of the last two renders (one slow render, e.g. a warm-up or a pause of the machine, does not count
+against the next captures) and expires a while after the latest render (the next capture is then rendered, which
+measures again), so that a node publishes again as soon as renders are fast enough.
 """
 
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -120,6 +126,14 @@ def latest_per_sensor(captures: list[Capture]) -> Plan:
     return plan
 
 
+def least_recently_served_first(captures: list[Capture], served: dict[str, int]) -> list[Capture]:
+    """Captures to render, the sensor rendered least recently first (served: sensor -> sequence number of its latest
+    render; absent = never), ties in the given order. With one render at a time and renders slower than the
+    capture period, every sensor then gets its turn; in time order the first sensor of the rig would win every
+    re-planning and the others would only ever be superseded."""
+    return sorted(captures, key=lambda c: served.get(c.sensor, -1))
+
+
 def realtime_plan(captures: list[Capture], now_ns: int, expected_render_s: dict[str, float]) -> Plan:
     """latest_per_sensor, then drop a capture that is past its deadline or would miss it with the sensor's expected
     render time (seconds; absent = unknown, not dropped on prediction)."""
@@ -133,3 +147,37 @@ def realtime_plan(captures: list[Capture], now_ns: int, expected_render_s: dict[
             keep.append(c)
     plan.render = keep
     return plan
+
+
+@dataclass
+class RenderTimeEstimate:
+    """Expected render time (s) of one sensor for `realtime_plan`, from its measured renders (wall seconds).
+
+    expected(now) is the faster of the last `renders` renders: a capture is dropped on prediction only when that
+    many renders in a row were too slow, so one slow render (a warm-up, a pause of the machine) never costs the
+    next captures. It is None (unknown: nothing is dropped on prediction) before `renders` renders, and once
+    `max(min_trust_s, trust_factor * estimate)` seconds have passed since the latest render: the estimate expires,
+    the next capture is rendered and measured again, so that the node publishes again as soon as renders are fast
+    enough (a sensor that is really too slow spends at most about 1 / (1 + trust_factor) of the time on such
+    renders, which are then dropped late)."""
+
+    renders: int = 2
+    min_trust_s: float = 1.0
+    trust_factor: float = 4.0
+    recent: deque = field(default_factory=deque)
+    last_end_s: float | None = None
+
+    def record(self, render_s: float, now_s: float) -> None:
+        """A render of render_s seconds that ended at now_s (monotonic wall clock, s)."""
+        self.recent.append(float(render_s))
+        while len(self.recent) > self.renders:
+            self.recent.popleft()
+        self.last_end_s = float(now_s)
+
+    def expected(self, now_s: float) -> float | None:
+        if len(self.recent) < self.renders or self.last_end_s is None:
+            return None
+        estimate = min(self.recent)
+        if now_s - self.last_end_s > max(self.min_trust_s, self.trust_factor * estimate):
+            return None
+        return estimate

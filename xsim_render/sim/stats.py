@@ -3,7 +3,7 @@
 SensorStats keeps the publishes of the last `window` seconds: achieved rate (publishes / window, or over the span
 since the first publish while the window is not yet full), render time and end-to-end latency (state message
 received -> sensor message published) mean and p95, plus totals of published, dropped (by reason) and stale
-captures.
+captures, and the expected render time the real-time policy predicts with (schedule.RenderTimeEstimate).
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from .schedule import RenderTimeEstimate
 
 
 @dataclass
@@ -27,7 +29,7 @@ class SensorStats:
     dropped: Counter = field(default_factory=Counter)
     _events: deque = field(default_factory=deque)  # (wall, render_s, latency_s)
     _first: float = math.nan
-    render_ema: float | None = None
+    render_estimate: RenderTimeEstimate = field(default_factory=RenderTimeEstimate)
 
     def record_publish(self, wall: float, render_s: float, latency_s: float) -> None:
         self.published += 1
@@ -35,13 +37,14 @@ class SensorStats:
         if math.isnan(self._first):
             self._first = wall
         self._events.append((wall, render_s, latency_s))
-        self.render_ema = render_s if self.render_ema is None else 0.7 * self.render_ema + 0.3 * render_s
+        self.render_estimate.record(render_s, wall)
         self._trim(wall)
 
-    def record_render_time(self, render_s: float) -> None:
-        """A render whose result was not published (dropped late): still informs the expected render time."""
+    def record_render_time(self, render_s: float, wall: float) -> None:
+        """A render whose result was not published (dropped late, ended at `wall`): still informs the expected
+        render time."""
         self.rendered += 1
-        self.render_ema = render_s if self.render_ema is None else 0.7 * self.render_ema + 0.3 * render_s
+        self.render_estimate.record(render_s, wall)
 
     def record_drop(self, reason: str) -> None:
         self.dropped[reason] += 1
