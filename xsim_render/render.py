@@ -1,10 +1,13 @@
-"""Functional rendering API of the reference renderer (pure PyTorch, differentiable).
+"""Functional rendering API: one capture of a camera or a LiDAR, on the backend chosen by name.
 
     render_camera(scene, camera, ego, t_start, actors)  -> rgb, alpha, distance, distance_median, rays
     render_lidar(scene, lidar, ego, t_start, actors)    -> range, range_median, alpha, intensity,
                                                            ray_drop_probability, points, rays
 Stages: sensors.rays (per-ray origin/direction/time) -> projection.footprint (rolling-shutter UT, phase
 modeling) -> tiling (camera 16x16, LiDAR 8 beams x 32 columns) -> raster (3D max-response, front-to-back).
+Ray generation, projection + tiling and rasterization come from the backend (backends.stages: `reference` is the
+pure PyTorch, differentiable specification; `cpu`/`cuda` the kernels); the local frame, the Gaussians' frames,
+colours, decoders and outputs are shared by all backends.
 `ego` is the constant-velocity motion of base_link (world frame, float64, absolute time); actor motions default
 to the scene's trajectories over the capture (an actor exists for the rays whose time lies in its trajectory).
 Every capture is computed in a local frame (origin at the sensor at t_start, clock at t_start; see
