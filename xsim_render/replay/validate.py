@@ -31,7 +31,16 @@ from ..rosio.image import float_from_image
 from ..sensors.rig import LidarSpec, load_rig
 from ..states.sample import NS
 from ..synth import export
-from ..synth.validate import _json_safe, _save_figure, _sort_rows, camera_metrics, lidar_grid, lidar_metrics, pick
+from ..synth.validate import (
+    _json_safe,
+    _save_figure,
+    camera_metrics,
+    lidar_figure_row,
+    lidar_grid,
+    lidar_metrics,
+    pick,
+    sensor_summary,
+)
 from .apply import EditedDrive
 from .edits import offset_pose
 
@@ -131,10 +140,7 @@ def validate_replay(summary: Any, world_dir: Path, frames: int = 3, rig_path: st
                         raise InputError(f"{out_bag}: {topics[spec.name]}: cannot rebuild the range grid")
                     metrics = lidar_metrics(spec, truth_msg, {"range_median": grid})
                     truth = np.asarray(gt["range"], np.float64)
-                    both = np.isfinite(truth) & np.isfinite(grid)
-                    error = np.where(both, np.abs(grid - truth), np.nan)
-                    error = np.where(~np.isfinite(truth) & ~np.isfinite(grid), 0.0, error)
-                    rows.append((label, _sort_rows(spec, truth), _sort_rows(spec, grid), _sort_rows(spec, error)))
+                    rows.append(lidar_figure_row(spec, label, truth, grid))
                 else:
                     truth = np.round(np.clip(groundtruth.render_camera_truth(edited, spec, t)["rgb"], 0, 1) * 255) / 255
                     replayed = float_from_image(msg)
@@ -142,11 +148,7 @@ def validate_replay(summary: Any, world_dir: Path, frames: int = 3, rig_path: st
                     rows.append((label, truth, replayed, np.abs(replayed - truth).mean(-1)))
                 captures.append({"index": k, "time": t, "lateral_offset_m": drive.offset_at(0, ns), **metrics})
             _save_figure(tmp / f"{spec.name}.png", rows, is_lidar)
-            keys = [key for key in captures[0] if key not in ("index", "time")]
-            means = {key: float(np.nanmean([c[key] for c in captures])) if any(
-                np.isfinite(c[key]) for c in captures) else float("nan") for key in keys}
-            result["sensors"][spec.name] = {"type": "lidar" if is_lidar else "camera", "frames": len(captures),
-                                            **means, "captures": captures}
+            result["sensors"][spec.name] = sensor_summary(captures, is_lidar)
         (tmp / "validation.json").write_text(json.dumps(_json_safe(result), indent=2))
     result["output"] = str(out_bag) + ".validation"
     return result

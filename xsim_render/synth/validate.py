@@ -291,10 +291,7 @@ def validate(directory: str | Path, frames: int | None = None) -> dict[str, Any]
                     truth = lidar_grid(spec, msg)
                     rendered = np.asarray(render["range_median"], np.float64)
                     truth = np.full(rendered.shape, np.nan) if truth is None else truth
-                    both = np.isfinite(truth) & np.isfinite(rendered)
-                    error = np.where(both, np.abs(rendered - truth), np.nan)
-                    error = np.where(~np.isfinite(truth) & ~np.isfinite(rendered), 0.0, error)
-                    rows.append((label, _sort_rows(spec, truth), _sort_rows(spec, rendered), _sort_rows(spec, error)))
+                    rows.append(lidar_figure_row(spec, label, truth, rendered))
                 else:
                     truth = float_from_image(msg)
                     metrics = camera_metrics(truth, render)
@@ -302,13 +299,27 @@ def validate(directory: str | Path, frames: int | None = None) -> dict[str, Any]
                     rows.append((label, truth, rgb, np.abs(rgb - truth).mean(-1)))
                 captures.append({"index": k, "time": t, **metrics})
             _save_figure(out / f"{spec.name}.png", rows, is_lidar)
-            keys = [key for key in captures[0] if key not in ("index", "time")]
-            means = {key: float(np.nanmean([c[key] for c in captures])) if any(
-                np.isfinite(c[key]) for c in captures) else float("nan") for key in keys}
-            result["sensors"][spec.name] = {"type": "lidar" if is_lidar else "camera", "frames": len(captures),
-                                            **means, "captures": captures}
+            result["sensors"][spec.name] = sensor_summary(captures, is_lidar)
         (out / "validation.json").write_text(json.dumps(_json_safe(result), indent=2))
     return result
+
+
+def lidar_figure_row(spec: LidarSpec, label: str, truth: np.ndarray, rendered: np.ndarray) -> tuple:
+    """(label, truth, rendered, |error|) range grids in elevation order for the validation figure; the error is
+    0 where neither returns and NaN where only one does."""
+    both = np.isfinite(truth) & np.isfinite(rendered)
+    error = np.where(both, np.abs(rendered - truth), np.nan)
+    error = np.where(~np.isfinite(truth) & ~np.isfinite(rendered), 0.0, error)
+    return label, _sort_rows(spec, truth), _sort_rows(spec, rendered), _sort_rows(spec, error)
+
+
+def sensor_summary(captures: list[dict[str, Any]], is_lidar: bool) -> dict[str, Any]:
+    """A sensor's validation entry: type, frame count, the mean of every metric over its captures (NaN where no
+    capture has a finite value) and the captures themselves."""
+    keys = [key for key in captures[0] if key not in ("index", "time")]
+    means = {key: float(np.nanmean([c[key] for c in captures])) if any(
+        np.isfinite(c[key]) for c in captures) else float("nan") for key in keys}
+    return {"type": "lidar" if is_lidar else "camera", "frames": len(captures), **means, "captures": captures}
 
 
 def _json_safe(value: Any) -> Any:
