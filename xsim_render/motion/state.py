@@ -28,7 +28,8 @@ class SceneState:
     actors: dict[int, RigidMotion] = field(default_factory=dict)
 
 
-def _vector(where: str, data: dict, key: str, length: int, default: tuple | None) -> tuple[float, ...]:
+def finite_vector(where: str, data: dict, key: str, length: int, default: tuple | None) -> tuple[float, ...]:
+    """data[key] as `length` finite floats (default when absent; None: required); InputError names where/key."""
     if key not in data:
         if default is None:
             raise InputError(f"{where}: field '{key}': missing")
@@ -43,12 +44,13 @@ def _vector(where: str, data: dict, key: str, length: int, default: tuple | None
 def _motion(where: str, data: Any, t: float) -> RigidMotion:
     if not isinstance(data, dict):
         raise InputError(f"{where}: must be a mapping with position, rotation_wxyz, velocities, got {data!r}")
-    position = _vector(where, data, "position", 3, None)
-    rotation = _vector(where, data, "rotation_wxyz", 4, None)
+    position = finite_vector(where, data, "position", 3, None)
+    rotation = finite_vector(where, data, "rotation_wxyz", 4, None)
     if math.sqrt(sum(v * v for v in rotation)) < 1e-9:
         raise InputError(f"{where}: field 'rotation_wxyz': must be a non-zero quaternion, got {list(rotation)}")
-    return RigidMotion.from_values(position, rotation, _vector(where, data, "linear_velocity", 3, (0.0, 0.0, 0.0)),
-                                   _vector(where, data, "angular_velocity", 3, (0.0, 0.0, 0.0)), t)
+    zero = (0.0, 0.0, 0.0)
+    return RigidMotion.from_values(position, rotation, finite_vector(where, data, "linear_velocity", 3, zero),
+                                   finite_vector(where, data, "angular_velocity", 3, zero), t)
 
 
 def state_from_dict(data: Any, source: str = "state") -> SceneState:

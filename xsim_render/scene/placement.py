@@ -25,6 +25,7 @@ from ..errors import InputError
 from ..geometry import quaternion
 from ..io_utils import read_yaml
 from ..motion.rigid import RigidMotion
+from ..motion.state import finite_vector
 
 F64 = torch.float64
 
@@ -81,10 +82,10 @@ def placement_from_dict(data: Any, where: str) -> Placement:
     unknown = sorted(set(data) - {"translation", "rotation_wxyz"})
     if unknown:
         raise InputError(f"{where}: field '{unknown[0]}': unknown (expected translation, rotation_wxyz)")
-    translation = _numbers(data.get("translation"), 3, f"{where}: field 'translation'")
-    rotation = _numbers(data.get("rotation_wxyz", [1.0, 0.0, 0.0, 0.0]), 4, f"{where}: field 'rotation_wxyz'")
+    translation = finite_vector(where, data, "translation", 3, None)
+    rotation = finite_vector(where, data, "rotation_wxyz", 4, (1.0, 0.0, 0.0, 0.0))
     if math.sqrt(sum(v * v for v in rotation)) < 1e-9:
-        raise InputError(f"{where}: field 'rotation_wxyz': must be a non-zero quaternion, got {rotation}")
+        raise InputError(f"{where}: field 'rotation_wxyz': must be a non-zero quaternion, got {list(rotation)}")
     return Placement.from_values(translation, rotation)
 
 
@@ -111,10 +112,3 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _numbers(value: Any, length: int, where: str) -> list[float]:
-    if not (isinstance(value, (list, tuple)) and len(value) == length and all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)):
-        raise InputError(f"{where}: must be a list of {length} finite numbers, got {value!r}")
-    return [float(v) for v in value]
