@@ -19,6 +19,7 @@ from xsim_render.render import render_camera, render_lidar
 from xsim_render.scene import Actor, Trajectory
 from xsim_render.scene.io import load_scene, save_scene
 from xsim_render.scene.placement import Placement, parse_placement
+from xsim_render.scene.ply import load_ply, save_ply
 from xsim_render.sensors.rig import Rig
 
 EPOCH = 1.7e9
@@ -83,6 +84,22 @@ def test_map_scale_ply_renders_like_its_brute_force(tmp_path):
     assert out["alpha"].max() > 0.5
     assert (out["alpha"].double() - ref["alpha"])[valid].abs().max() < 1e-4
     assert (out["rgb"].double() - ref["value"])[valid].abs().max() < 1e-4
+
+
+def test_ply_keeps_the_placement_in_a_header_comment(tmp_path):
+    """save_ply writes world_from_scene exactly (float64 decimals); load_ply reads it; bad comments are one line."""
+    scene = replace(random_scene(30, seed=5), world_from_scene=PLACE)
+    save_ply(scene, tmp_path / "s.ply")
+    loaded = load_ply(tmp_path / "s.ply")
+    assert torch.equal(loaded.world_from_scene.translation, PLACE.translation)
+    assert (loaded.world_from_scene.rotation - PLACE.rotation).abs().max() < 1e-15
+    save_ply(replace(scene, world_from_scene=None), tmp_path / "plain.ply")
+    assert load_ply(tmp_path / "plain.ply").world_from_scene is None
+    text = (tmp_path / "s.ply").read_bytes()
+    bad = text.replace(b"comment world_from_scene ", b"comment world_from_scene 1 nan ", 1)
+    (tmp_path / "bad.ply").write_bytes(bad)
+    with pytest.raises(InputError, match=r"bad\.ply: comment 'world_from_scene': expected 7 numbers"):
+        load_ply(tmp_path / "bad.ply")
 
 
 def test_native_scene_with_epoch_trajectories_and_placement(tmp_path):

@@ -26,6 +26,10 @@ properties, unknown extra properties ignored. Written files are binary little en
 ``load_ply`` returns a scene without actors, sky or decoders (Gaussians with actor_id >= 0 then have no
 trajectory and are not rendered).
 
+The scene's placement in the world (``world_from_scene``) travels in a header comment,
+``comment world_from_scene tx ty tz qw qx qy qz`` (metres, quaternion wxyz, float64 values written exactly);
+other tools ignore comments, and a PLY without it is placed at the identity.
+
 Every problem with a file read raises ``InputError`` with one line naming the file, the field and the value.
 """
 
@@ -41,12 +45,14 @@ from plyfile import PlyData, PlyElement
 from ..errors import InputError
 from ..io_utils import atomic_write
 from .gaussians import SH_C0, GaussianScene
+from .placement import Placement, placement_from_dict
 
 REQUIRED_FIELDS = ("x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2", "opacity", "scale_0", "scale_1", "scale_2",
                    "rot_0", "rot_1", "rot_2", "rot_3")
 F_REST_COUNTS = {0: 0, 9: 3, 24: 8, 45: 15}  # number of f_rest properties -> coefficients per channel K
 _F_REST = re.compile(r"f_rest_(\d+)$")
 _FEAT = re.compile(r"feat_(\d+)$")
+PLACEMENT_COMMENT = "world_from_scene"
 
 
 def _one_line(text: object) -> str:
@@ -86,8 +92,8 @@ def _float32(values: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32))
 
 
-def _read_vertices(path: Path) -> np.ndarray:
-    """The vertex element's structured array; InputError when the file is missing, not a PLY or malformed."""
+def _read_ply(path: Path) -> PlyData:
+    """The parsed PLY with a vertex element; InputError when the file is missing, not a PLY or malformed."""
     if not path.is_file():
         raise InputError(f"{path}: file not found")
     try:
@@ -103,7 +109,30 @@ def _read_vertices(path: Path) -> np.ndarray:
         raise InputError(f"{path}: not a valid PLY file ({type(err).__name__}: {_one_line(err)})") from None
     if "vertex" not in ply:
         raise InputError(f"{path}: field 'vertex': missing (no vertex element)")
-    return ply["vertex"].data
+    return ply
+
+
+def _read_placement(ply: PlyData, path: Path) -> Placement | None:
+    """world_from_scene from a ``comment world_from_scene tx ty tz qw qx qy qz`` header line, if any."""
+    lines = [c for c in ply.comments if c.split()[:1] == [PLACEMENT_COMMENT]]
+    if not lines:
+        return None
+    where = f"{path}: comment '{PLACEMENT_COMMENT}'"
+    if len(lines) > 1:
+        raise InputError(f"{where}: given {len(lines)} times, expected once")
+    parts = lines[0].split()[1:]
+    try:
+        values = [float(v) for v in parts]
+    except ValueError:
+        values = []
+    if len(values) != 7:
+        raise InputError(f"{where}: expected 7 numbers 'tx ty tz qw qx qy qz', got {' '.join(parts)!r}")
+    return placement_from_dict({"translation": values[:3], "rotation_wxyz": values[3:]}, where)
+
+
+def _placement_comment(placement: Placement) -> str:
+    values = placement.translation.tolist() + placement.rotation_wxyz.tolist()
+    return " ".join([PLACEMENT_COMMENT, *(repr(float(v)) for v in values)])
 
 
 def load_ply(path: str | Path) -> GaussianScene:
@@ -113,7 +142,8 @@ def load_ply(path: str | Path) -> GaussianScene:
     properties, an f_rest count other than 0/9/24/45, non-finite values, bad actor ids or intensities.
     """
     path = Path(path)
-    vertex = _read_vertices(path)
+    ply = _read_ply(path)
+    vertex = ply["vertex"].data
     names = tuple(vertex.dtype.names or ())
     for name in REQUIRED_FIELDS:
         if name not in names:
@@ -174,6 +204,7 @@ def load_ply(path: str | Path) -> GaussianScene:
         sh_rest=sh_rest,
         features=features,
         intensity=intensity,
+        world_from_scene=_read_placement(ply, path),
     )
 
 
@@ -232,12 +263,15 @@ def save_ply(scene: GaussianScene, path: str | Path) -> None:
     """Write the scene's Gaussians as a binary little-endian 3DGS PLY (float32, actor_id int32), atomically.
 
     Actor trajectories, the sky and the decoders are not written (a PLY cannot hold them): use the native
-    format (scene/native.py) to keep them. Missing parent directories are created. Raises ValueError for a
+    format (scene/native.py) to keep them; the placement (world_from_scene) is kept in a header comment.
+    Missing parent directories are created. Raises ValueError for a
     scene with non-finite values or malformed tensors; the target is then left untouched.
     """
     path = Path(path)
     vertex = _vertex_array(scene)
-    ply = PlyData([PlyElement.describe(vertex, "vertex")], text=False, byte_order="<",
-                  comments=["xsim-ros 3DGS scene (INRIA layout + opacity_lidar, actor_id, intensity, feat_*)"])
+    comments = ["xsim-ros 3DGS scene (INRIA layout + opacity_lidar, actor_id, intensity, feat_*)"]
+    if scene.world_from_scene is not None:
+        comments.append(_placement_comment(scene.world_from_scene))
+    ply = PlyData([PlyElement.describe(vertex, "vertex")], text=False, byte_order="<", comments=comments)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda tmp: ply.write(str(tmp)))
