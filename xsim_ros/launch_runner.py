@@ -1,10 +1,11 @@
-"""`xsim launch FILE [name:=value ...] [--record BAG] [--duration S]`: the pip-only launcher.
+"""`xsim launch FILE [name:=value ...] [--record BAG] [--duration S] [--foxglove [PORT]]`: the pip-only launcher.
 
 Reads the same launch XML that `ros2 launch xsim_ros FILE` reads under a distro (xsim_render.sim.launch_xml) and
 starts every node in THIS process (one rclpy context, one multi-threaded executor), each with the arguments
-`ros2 run` would give it (--params-file, -p, -r, namespace). Known executables: xsim_ros sensor_sim and
-scenario_player. With --record it records every topic the started nodes publish (except /rosout and
-/parameter_events) to an mcap bag and prints a per-topic table (count, rate, latency mean / p95).
+`ros2 run` would give it (--params-file, -p, -r, namespace). Known executables: xsim_ros sensor_sim,
+scenario_player and ego_model. With --record it records every topic the started nodes publish (except /rosout and
+/parameter_events) to an mcap bag and prints a per-topic table (count, rate, latency mean / p95). With --foxglove
+it serves every topic of the graph live over the Foxglove WebSocket protocol on 127.0.0.1 (foxglove_bridge.py).
 
 It stops on SIGINT or SIGTERM (the bag is kept), or when the graph clock (/clock if a node publishes it, else the
 wall clock) has advanced by --duration seconds and every sensor_sim is idle, or when every scenario_player has
@@ -31,6 +32,7 @@ from .common import StartupError
 EXECUTABLES = {
     ("xsim_ros", "sensor_sim"): ("xsim_ros.sensor_sim", "SensorSimNode"),
     ("xsim_ros", "scenario_player"): ("xsim_ros.scenario_player", "ScenarioPlayerNode"),
+    ("xsim_ros", "ego_model"): ("xsim_ros.ego_model", "EgoModelNode"),
 }
 SKIP_TOPICS = ("/rosout", "/parameter_events")
 
@@ -58,7 +60,7 @@ class LaunchRun:
     """A started launch description (see the module docstring)."""
 
     def __init__(self, path: str | Path, arguments: dict[str, str], record: str | Path | None = None,
-                 domain_id: int | None = None) -> None:
+                 domain_id: int | None = None, foxglove: Any = None) -> None:
         import rclpy
         from rclpy.context import Context
 
@@ -68,6 +70,7 @@ class LaunchRun:
         rclpy.init(args=[], context=self.context, domain_id=domain_id)
         self.nodes: list[Any] = []
         self.recorder = None
+        self.bridge = None  # forwards to `foxglove` (a started foxglove_bridge.FoxgloveServer, owned by the caller)
         try:
             for action in self.description.nodes:
                 key = (action.package, action.executable)
@@ -99,23 +102,40 @@ class LaunchRun:
                 self.recorder = RecorderNode(record, published_topics(self.nodes), context=self.context,
                                              parameter_overrides=[Parameter("use_sim_time", value=sim)])
                 self.wall_of_epoch = time.monotonic() - time.time()
+            if foxglove is not None:
+                from rclpy.parameter import Parameter
+
+                from .foxglove_bridge import FoxgloveBridgeNode
+
+                sim = any(n.get_parameter("use_sim_time").value for n in self.nodes)
+                self.bridge = FoxgloveBridgeNode(foxglove, context=self.context,
+                                                 parameter_overrides=[Parameter("use_sim_time", value=sim)])
         except BaseException:
             self.shutdown(error=True)
             raise
         from rclpy.executors import MultiThreadedExecutor
 
         self.executor = MultiThreadedExecutor(num_threads=4, context=self.context)
-        for node in self.nodes + ([self.recorder] if self.recorder else []):
+        for node in self.nodes + [n for n in (self.recorder, self.bridge) if n is not None]:
             self.executor.add_node(node)
         self._clock_start: int | None = None
-        if self.recorder is not None:  # every recorded publisher matched by the recorder before playing
+        if self.recorder is not None or self.bridge is not None:  # every publisher matched by recorder / bridge
             end = time.monotonic() + 10.0
             pubs = [p for n in self.nodes for p in n.publishers if p.topic_name not in SKIP_TOPICS]
-            while time.monotonic() < end and not all(p.get_subscription_count() >= 1 for p in pubs):
+            while time.monotonic() < end and not all(self._matched(p) for p in pubs):
                 self.executor.spin_once(timeout_sec=0.02)
         for player in self.players():
             player.start()
         self._wall_start = time.monotonic()
+
+    def _matched(self, pub: Any) -> bool:
+        """Whether the recorder and the Foxglove bridge (those that take this publisher's topic) match it."""
+        need = int(self.recorder is not None)
+        if self.bridge is not None:
+            if not self.bridge.settled(pub.topic_name):
+                return False
+            need += pub.topic_name in self.bridge.subscribed
+        return pub.get_subscription_count() >= need
 
     def sensor_sims(self) -> list[Any]:
         return [n for n in self.nodes if hasattr(n, "idle")]
@@ -173,21 +193,35 @@ class LaunchRun:
                 pass
         if self.recorder is not None:
             self.recorder.destroy_node()
+        if self.bridge is not None:
+            self.bridge.destroy_node()
         if hasattr(self, "executor"):
             self.executor.shutdown()
         rclpy.try_shutdown(context=self.context)
 
 
-def run(path: str, arguments: dict[str, str], record: str | None = None, duration: float | None = None) -> int:
-    """The `xsim launch` command: returns the exit code (2 for a bad launch file, argument or node start-up)."""
+def run(path: str, arguments: dict[str, str], record: str | None = None, duration: float | None = None,
+        foxglove: int | None = None) -> int:
+    """The `xsim launch` command: returns the exit code (2 for a bad launch file, argument or node start-up, or a
+    --foxglove port that cannot be bound). `foxglove`: serve the graph live on ws://127.0.0.1:PORT (0 = any port)."""
     if duration is not None and not (duration > 0 and math.isfinite(duration)):
         raise InputError(f"--duration: must be a positive number of seconds, got {duration}")
     if record is not None and not Path(record).resolve().parent.is_dir():
         raise InputError(f"--record: directory {str(Path(record).resolve().parent)!r} does not exist")
+    server = None
+    if foxglove is not None:  # before the nodes load anything: a port in use fails at once
+        from .foxglove_bridge import FoxgloveServer
+
+        server = FoxgloveServer(foxglove)
+        print(f"foxglove: live view on {server.url} (Foxglove: Open connection > Foxglove WebSocket)", flush=True)
     try:
-        launch = LaunchRun(path, arguments, record)
-    except StartupError as err:
-        raise InputError(str(err)) from None
+        launch = LaunchRun(path, arguments, record, foxglove=server)
+    except BaseException as err:
+        if server is not None:
+            server.stop()
+        if isinstance(err, StartupError):
+            raise InputError(str(err)) from None
+        raise
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     failed = True
@@ -199,6 +233,8 @@ def run(path: str, arguments: dict[str, str], record: str | None = None, duratio
             signal.signal(sig, handler)
         table = launch.table() if not failed else ""
         launch.shutdown(error=failed)
+        if server is not None:
+            server.stop()
     if record is not None:
         print(f"recorded {record}")
         print(table)

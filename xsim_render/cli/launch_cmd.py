@@ -1,4 +1,5 @@
-"""`xsim launch FILE [name:=value ...] [--record BAG] [--duration S]`: run a launch XML file in one process.
+"""`xsim launch FILE [name:=value ...] [--record BAG] [--duration S] [--foxglove [PORT]]`: run a launch XML file in
+one process.
 
 The pip-only stand-in for `ros2 launch` (which needs the `launch` packages of a ROS 2 distro): it reads the same
 file and starts the xsim_ros nodes in this process (xsim_ros.launch_runner). rclpy is imported only when the
@@ -23,6 +24,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                                                    "(directory, replaced atomically) and print a per-topic table")
     p.add_argument("--duration", type=float, metavar="S",
                    help="stop after S seconds of graph clock (sim time when /clock is published)")
+    p.add_argument("--foxglove", type=int, nargs="?", const=8765, metavar="PORT",
+                   help="serve the graph's topics live over the Foxglove WebSocket protocol on ws://localhost:PORT "
+                        "(127.0.0.1 only; default port 8765, 0 = any free port); put it after the name:=value "
+                        "arguments")
     p.set_defaults(func=run)
 
 
@@ -36,4 +41,4 @@ def run(args: argparse.Namespace) -> int:
     except ImportError as err:
         raise InputError(f"rclpy / xsim_ros are not importable ({err}); build the ROS environment: make .venv") \
             from None
-    return run_launch(args.file, overrides, args.record, args.duration)
+    return run_launch(args.file, overrides, args.record, args.duration, foxglove=args.foxglove)
