@@ -10,7 +10,7 @@ PIP    := $(VENV)/bin/pip
 # (the local CPU wheel); PyPI mirrors carry newer ones.
 PIPC   := $(PIP) install -c constraints.txt
 
-.PHONY: all venv .venv test demo lint bench clean distclean check-kiss-icp kiss-icp-lockstep kiss-icp-layouts kernels check-cuda check-nvcc check-colcon
+.PHONY: all venv .venv test demo closed-loop-demo lint bench clean distclean check-kiss-icp kiss-icp-lockstep kiss-icp-layouts soak kernels check-cuda check-nvcc check-colcon
 .DEFAULT_GOAL := test
 
 all: lint test
@@ -65,6 +65,12 @@ demo: $(VENV)/.stamp kernels
 	$(PY) -m xsim_render.demo --out demo_out
 	$(PY) -m xsim_ros.demo --out demo_out --duration 2 --rate 2
 
+# Closed loop (issue 10, item 4): examples/lane_keeping.py drives the ego from the LiDAR along the synthetic world's
+# main road in lockstep (launch/xsim_closed_loop.launch.xml + ego_model, recorded to closed_loop_out/bag); writes the
+# driven path on the overview map, the lateral error against time and summary.json (a few minutes on 2 CPU cores).
+closed-loop-demo: $(VENV)/.stamp kernels
+	$(PY) examples/closed_loop_demo.py --out closed_loop_out
+
 lint: $(VENV)/.stamp
 	$(VENV)/bin/ruff check .
 
@@ -95,6 +101,11 @@ check-kiss-icp: $(VENV)/.stamp
 kiss-icp-lockstep: $(VENV)/.stamp
 	$(PIPC) kiss-icp==1.3.0
 	scripts/lockstep_kiss_icp.sh $(or $(DRIVE),out/drive10) $(OUT)
+
+# Soak (issue 10, reliability; not CI): the lockstep graph on the looped demo world for 30 min of sim time, RSS every
+# sim minute, captures owed vs received, memory slope; bench/results/soak.csv/.md/.png. SOAK_ARGS passes options.
+soak: $(VENV)/.stamp kernels
+	nice -n 15 $(PY) scripts/soak_lockstep.py $(SOAK_ARGS)
 
 # KISS-ICP drift of 10 s default drives for three LiDAR beam layouts (README, "LiDAR odometry").
 kiss-icp-layouts: $(VENV)/.stamp

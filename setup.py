@@ -74,6 +74,7 @@ setup(
             # or `.venv/bin/<name>` (pip install).
             "sensor_sim = xsim_ros.console:sensor_sim",
             "scenario_player = xsim_ros.console:scenario_player",
+            "ego_model = xsim_ros.console:ego_model",
         ],
     },
 )

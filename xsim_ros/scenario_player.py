@@ -2,7 +2,8 @@
 
 Every tick T (tick_rate_hz, integer ns from the scenario's start) it publishes, in this order, `ego/odometry`
 (nav_msgs/Odometry), `actors` (xsim_msgs/ActorStateArray, possibly empty), `/tf` (world_frame -> base_frame), all
-stamped T, then `/clock` = T when publish_clock is true. The messages come from xsim_render.sim.scenario (a
+stamped T, then `/clock` = T when publish_clock is true. With publish_ego false (closed loop: an ego_model node
+drives the ego) it leaves out ego/odometry and /tf. The messages come from xsim_render.sim.scenario (a
 synthetic world's world.yaml or a bag) and are published as the CDR bytes of the same rosbags objects a bag holds.
 
 Pacing: real-time factor `rate` on the wall clock (ticks that fall behind are skipped and counted, never bunched),
@@ -56,6 +57,9 @@ class ScenarioPlayerNode(Node):
             "actors": self.create_publisher(message_class("xsim_msgs/msg/ActorStateArray"), "actors", qos),
             "/tf": self.create_publisher(message_class("tf2_msgs/msg/TFMessage"), "/tf", qos),
         }
+        if not p["publish_ego"]:  # an ego_model drives the ego (closed loop): actors and the clock only
+            for topic in ("ego/odometry", "/tf"):
+                self.destroy_publisher(self._pubs.pop(topic))
         if p["publish_clock"]:
             self._pubs["/clock"] = self.create_publisher(message_class("rosgraph_msgs/msg/Clock"), "/clock", qos)
         self._done: dict[int, set[str]] = {}
@@ -97,6 +101,8 @@ class ScenarioPlayerNode(Node):
         table = [
             ("scenario", "", desc(S, "world.yaml, a directory holding world/world.yaml, or a bag")),
             ("publish_clock", True, desc(B, "publish /clock (the graph runs on this player's time)")),
+            ("publish_ego", True, desc(B, "publish the scenario's ego (ego/odometry, /tf); false when an ego_model "
+                                          "drives it")),
             ("lockstep", False, desc(B, "advance only when lockstep_nodes nodes answered on lockstep/done")),
             ("lockstep_nodes", 1, desc(I, "how many nodes answer each lockstep tick", lo=0, hi=1000)),
             ("lockstep_timeout", 300.0, desc(D, "s (wall) to wait for the answers to one tick (then reported and "
@@ -223,7 +229,8 @@ class ScenarioPlayerNode(Node):
                 if lag < 0:
                     time.sleep(-lag)
             for out in tick_outputs(sc, t_ns, p["world_frame"], p["base_frame"]):
-                self._publish(out)
+                if out.topic in self._pubs:  # publish_ego false: no ego/odometry, no /tf
+                    self._publish(out)
             if p["publish_clock"]:
                 self._publish(clock_output(t_ns))
             self.current_ns = t_ns

@@ -7,7 +7,9 @@ a dashed line from a circle (its position at t = 0) in the actor's colour, label
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -16,8 +18,10 @@ from .materials import lit_colors
 from .world import World
 
 
-def save_overview(world: World, path: str | Path, dpi: int = 110) -> None:
-    """Write the top-down map of `world` to `path` (PNG, written atomically)."""
+def save_overview(world: World, path: str | Path, dpi: int = 110, overlay: Callable[[Any], None] | None = None
+                  ) -> None:
+    """Write the top-down map of `world` to `path` (PNG, written atomically); `overlay(ax)`, when given, draws more
+    on the map's matplotlib axes (world frame, metres) before the legend is made."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -53,6 +57,8 @@ def save_overview(world: World, path: str | Path, dpi: int = 110) -> None:
         ax.plot(p[0, 0], p[0, 1], "o", mfc="none", mec=color, ms=8)
         ax.annotate(f"{actor.category} {actor.id}", (p[0, 0], p[0, 1]), fontsize=7, color="white",
                     xytext=(4, 4), textcoords="offset points")
+    if overlay is not None:
+        overlay(ax)
     ax.set_xlim(lo[0], hi[0])
     ax.set_ylim(lo[1], hi[1])
     ax.set_aspect("equal")
