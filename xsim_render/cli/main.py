@@ -1,4 +1,7 @@
-"""`xsim` command line: subcommands render, synth, replay, launch, doctor. Bad input: one line on stderr, exit 2."""
+"""`xsim` command line: subcommands render, synth, replay, replay-batch, launch, doctor.
+
+Bad input: one line on stderr, exit 2.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ import argparse
 import sys
 
 from ..errors import InputError
-from . import doctor_cmd, launch_cmd, render_cmd, replay_cmd, synth_cmd
+from . import doctor_cmd, launch_cmd, render_cmd, replay_batch_cmd, replay_cmd, synth_cmd
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -15,6 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     render_cmd.add_parser(sub)
     synth_cmd.add_parser(sub)
     replay_cmd.add_parser(sub)
+    replay_batch_cmd.add_parser(sub)
     launch_cmd.add_parser(sub)
     doctor_cmd.add_parser(sub)
     return parser

@@ -121,15 +121,22 @@ def parse_time_shift(text: str, where: str = "--time-shift-actor") -> tuple[int,
 
 def edits_from_yaml(path: str | Path, base: Edits | None = None) -> Edits:
     """Merge an edits file (module docstring) into `base` (a copy); unknown keys and bad values: InputError."""
-    doc = read_yaml(path, "edits file")
+    return edits_from_mapping(read_yaml(path, "edits file"), str(path), base)
+
+
+def edits_from_mapping(doc: Any, source: str, base: Edits | None = None, prefix: str = "") -> Edits:
+    """Merge a mapping of edits (the edits file's keys) into `base` (a copy). Errors name `source` and the field
+    as f"{prefix}{key}" (e.g. prefix 'jobs[2].edits.' for a batch manifest); unknown keys and bad values:
+    InputError."""
     out = Edits(**{k: (type(v)(v) if isinstance(v, (set, dict)) else v) for k, v in (base or Edits()).__dict__.items()})
     if doc is None:
         return out
     if not isinstance(doc, dict):
-        raise InputError(f"{path}: expected a mapping of edits, got {type(doc).__name__}")
+        where = f"field {prefix.rstrip('.')!r}: " if prefix else ""
+        raise InputError(f"{source}: {where}expected a mapping of edits, got {type(doc).__name__}")
     known = set(Edits().to_dict())
     for key, value in doc.items():
-        where = f"{path}: field {key!r}"
+        where = f"{source}: field {prefix + str(key)!r}" if prefix else f"{source}: field {key!r}"
         if key not in known:
             raise InputError(f"{where}: unknown edit (known: {', '.join(sorted(known))})")
         if key in ("ego_lateral_offset", "ego_time_shift", "ramp"):
@@ -149,7 +156,7 @@ def edits_from_yaml(path: str | Path, base: Edits | None = None) -> Edits:
                 raise InputError(f"{where}: expected {{id: seconds}}, got {value!r}")
             for k, v in value.items():
                 out.time_shift_actors[_actor_id(k, where)] = _number(v, where)
-    check(out, str(path))
+    check(out, f"{source}: field {prefix + 'ramp'!r}" if prefix else source)
     return out
 
 
