@@ -9,9 +9,16 @@ Gaussian frames, SH colours, projection + tiling, rasterization, rest) and the p
 memory for cuda). The reference is slow at these sizes: it runs once per configuration, without warm-up, up to
 --reference-max Gaussians; the speed-up column divides its time by each backend's on the same scene and sensor.
 
-Writes bench/results/kernels.csv, kernels.md (table) and kernels.png (throughput against Gaussians).
+cuda: the scene is put on the GPU before timing (kernels.device.scene_to_device), so the outputs stay there, as
+they would for a GPU-resident consumer (--host-scene times a CPU scene instead: cached device copy, outputs
+copied back). Its stages run asynchronously, so the wall times come from unwrapped renders (synchronised at the
+end) and the per-stage times from one more render with a device synchronisation after every stage.
+
+Writes bench/results/kernels.csv, kernels.md (table) and kernels.png (throughput against Gaussians), updated
+after every configuration (a run cut short keeps what it measured); --config-timeout bounds each one.
 Usage: python bench/bench_kernels.py [--gaussians 100000 200000 1000000] [--backends cpu cuda reference]
        [--sensors camera lidar] [--repeats 3] [--reference-max 200000] [--cpu-max N] [--twin DIR] [--threads N]
+       [--config-timeout S] [--host-scene]
 """
 
 from __future__ import annotations
@@ -61,22 +68,28 @@ def load_bench_scene(name: str, n: int):
 
 
 @contextlib.contextmanager
-def timed_stages(times: dict[str, float]):
+def timed_stages(times: dict[str, float], sync: bool = False):
     """Accumulate wall time per stage by wrapping render.py's stage functions (backends.stages and the shared
-    Python stages)."""
+    Python stages); with sync the GPU is synchronised around every stage (asynchronous cuda stages)."""
     import xsim_render.render as r
     from xsim_render.backends import Stages
 
     def wrap(fn, stage):
         def inner(*a, **k):
+            if sync:
+                torch.cuda.synchronize()
             t = time.perf_counter()
             try:
                 return fn(*a, **k)
             finally:
+                if sync:
+                    torch.cuda.synchronize()
                 times[stage] = times.get(stage, 0.0) + time.perf_counter() - t
         return inner
 
-    names = {"gaussian_frames": "frames", "gaussian_colors": "colors"}
+    import torch
+
+    names = {"gaussian_frames": "frames", "gaussian_colors": "colors", "gaussian_colors_gathered": "colors"}
     saved = {k: getattr(r, k) for k in names}
     saved["stages"] = r.stages
 
@@ -104,18 +117,25 @@ def run_one(cfg: dict) -> dict:
     if cfg["threads"]:
         torch.set_num_threads(cfg["threads"])
     scene = load_bench_scene(cfg["scene"], cfg["gaussians"])
+    cuda = cfg["backend"] == "cuda"
+    if cuda and not cfg.get("host_scene"):
+        from xsim_render.backends import compute_device
+        from xsim_render.kernels.device import scene_to_device
+
+        scene = scene_to_device(scene, compute_device("cuda"))
     sensor = rig().sensor(cfg["sensor"])
     ego = RigidMotion.from_values((0, 0, 0), (1, 0, 0, 0), (10.0, 0, 0), (0, 0, 0.1))
     render = render_camera if sensor.type == "camera" else render_lidar
     rays = sensor.width * sensor.height if sensor.type == "camera" else sensor.beams * sensor.columns
-    cuda = cfg["backend"] == "cuda"
     load = os.getloadavg()[0]
     best = None
     with torch.no_grad():
         for i in range(cfg["repeats"] + (0 if cfg["backend"] == "reference" else 1)):
             times: dict[str, float] = {}
+            if cuda:
+                torch.cuda.synchronize()
             wall, cpu = time.perf_counter(), time.process_time()
-            with timed_stages(times):
+            with contextlib.nullcontext() if cuda else timed_stages(times):
                 out = render(scene, sensor, ego, 0.0, backend=cfg["backend"])
             if cuda:
                 torch.cuda.synchronize()
@@ -123,12 +143,18 @@ def run_one(cfg: dict) -> dict:
             warm = cfg["backend"] == "reference" or i > 0
             if warm and (best is None or wall < best["seconds"]):
                 best = {"seconds": wall, "cpu_seconds": cpu, **{s: times.get(s, 0.0) for s in STAGES}}
+        if cuda:  # per-stage times: one more render, synchronised around every stage
+            times = {}
+            with timed_stages(times, sync=True):
+                render(scene, sensor, ego, 0.0, backend=cfg["backend"])
+            best.update({s: times.get(s, 0.0) for s in STAGES})
     best["other"] = max(0.0, best["seconds"] - sum(best[s] for s in STAGES))
     row = {**{k: cfg[k] for k in ("backend", "scene", "sensor")}, "gaussians": len(scene), "rays": rays,
            **{k: round(v, 4) for k, v in best.items()}, "mrays_per_s": round(rays / best["seconds"] / 1e6, 4),
            "alpha_mean": round(float(out["alpha"].float().mean()), 4),
            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
            "peak_gpu_mb": "", "threads": torch.get_num_threads(), "load_before": round(load, 2),
+           "scene_device": str(scene.means.device.type),
            "machine": f"{platform.machine()} {os.cpu_count()} cpus" + (
                f", {torch.cuda.get_device_name(0)}" if cuda else "")}
     if cuda:
@@ -158,35 +184,38 @@ def plot(rows: list[dict], path: Path) -> None:
         ax.set_ylabel(unit)
         ax.set_title(sensor)
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend()
+        if ax.lines:
+            ax.legend()
     fig.tight_layout()
     fig.savefig(path)
 
 
-def write_results(rows: list[dict], prefix: str) -> None:
-    ref = {(r["scene"], r["gaussians"], r["sensor"]): r["seconds"] for r in rows if r["backend"] == "reference"}
-    for r in rows:
-        base = ref.get((r["scene"], r["gaussians"], r["sensor"]))
-        r["speedup_vs_reference"] = round(base / r["seconds"], 1) if base else ""
+def write_results(rows: list[dict], prefix: str, quiet: bool = False) -> None:
+    for base_name in ("reference", "cpu"):
+        base = {(r["scene"], r["gaussians"], r["sensor"]): r["seconds"] for r in rows if r["backend"] == base_name}
+        for r in rows:
+            b = base.get((r["scene"], r["gaussians"], r["sensor"]))
+            r[f"speedup_vs_{base_name}"] = round(b / r["seconds"], 1) if b else ""
     RESULTS.mkdir(exist_ok=True)
     fields = ["backend", "scene", "gaussians", "sensor", "rays", "seconds", "mrays_per_s", "speedup_vs_reference",
-              "cpu_seconds", *STAGES, "other", "peak_rss_mb", "peak_gpu_mb", "alpha_mean", "threads", "load_before",
-              "machine"]
+              "speedup_vs_cpu", "cpu_seconds", *STAGES, "other", "peak_rss_mb", "peak_gpu_mb", "alpha_mean", "threads",
+              "load_before", "scene_device", "machine"]
     tmp = RESULTS / f".{prefix}.csv.tmp"
     with open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         writer.writerows(rows)
     os.replace(tmp, RESULTS / f"{prefix}.csv")
-    head = ("| backend | scene | Gaussians | sensor | s | M rays/s | x ref | CPU s | rays | frames | colors | "
+    head = ("| backend | scene | Gaussians | sensor | s | M rays/s | x ref | x cpu | CPU s | rays | frames | colors | "
             "proj+tiles | raster | other | peak RSS MB | peak GPU MB | load |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         lines.append("| " + " | ".join(str(r[k]) for k in (
             "backend", "scene", "gaussians", "sensor", "seconds", "mrays_per_s", "speedup_vs_reference",
-            "cpu_seconds", *STAGES, "other", "peak_rss_mb", "peak_gpu_mb", "load_before")) + " |")
+            "speedup_vs_cpu", "cpu_seconds", *STAGES, "other", "peak_rss_mb", "peak_gpu_mb", "load_before")) + " |")
     (RESULTS / f"{prefix}.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    if not quiet:
+        print("\n".join(lines))
     plot(rows, RESULTS / f"{prefix}.png")
 
 
@@ -201,6 +230,12 @@ def main() -> None:
     parser.add_argument("--twin", default=None, help="also benchmark this native scene directory")
     parser.add_argument("--threads", type=int, default=0, help="torch / OpenMP threads (default: torch's)")
     parser.add_argument("--prefix", default="kernels", help="results file name prefix")
+    parser.add_argument("--config-timeout", type=float, default=None, help="seconds allowed per configuration")
+    parser.add_argument("--deadline", type=float, default=None, help="seconds for the whole run (configurations "
+                        "are cut to what is left, and skipped once it is spent)")
+    parser.add_argument("--sizes", nargs="+", default=[], metavar="BACKEND=N,N",
+                        help="run BACKEND only on these scene sizes (e.g. cpu=200000 reference=100000)")
+    parser.add_argument("--host-scene", action="store_true", help="cuda: time a CPU scene (outputs copied back)")
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -211,17 +246,33 @@ def main() -> None:
     usable = [k for k, v in backends.available_backends(build=True).items() if v is None]
     chosen = args.backends or [b for b in ("cuda", "cpu", "reference") if b in usable]
     scenes = [("street", n) for n in args.gaussians] + ([(args.twin, 0)] if args.twin else [])
+    sizes = {k: {int(v) for v in vals.split(",") if v} for k, vals in (item.split("=", 1) for item in args.sizes)}
+    start = time.perf_counter()
     rows = []
-    for scene, n in scenes:
-        for sensor in args.sensors:
-            for backend in chosen:
+    for backend in chosen:  # backends in the order given: the important figures first
+        for scene, n in scenes:
+            for sensor in args.sensors:
                 if (backend == "reference" and n > args.reference_max) or (backend == "cpu" and n > args.cpu_max):
                     continue
+                if backend in sizes and scene == "street" and n not in sizes[backend]:
+                    continue
+                limit = args.config_timeout
+                if args.deadline is not None:
+                    left = args.deadline - (time.perf_counter() - start)
+                    if left < 5:
+                        print(f"== {backend} {scene} {n} {sensor}: skipped, deadline reached", flush=True)
+                        continue
+                    limit = left if limit is None else min(limit, left)
                 cfg = {"backend": backend, "scene": scene, "gaussians": n, "sensor": sensor,
-                       "repeats": 1 if backend == "reference" else args.repeats, "threads": args.threads}
+                       "repeats": 1 if backend == "reference" else args.repeats, "threads": args.threads,
+                       "host_scene": args.host_scene}
                 print(f"== {backend} {scene} {n} {sensor}", flush=True)
-                proc = subprocess.run([sys.executable, __file__, "--one", json.dumps(cfg)], capture_output=True,
-                                      text=True, cwd=HERE.parent)
+                try:
+                    proc = subprocess.run([sys.executable, __file__, "--one", json.dumps(cfg)], capture_output=True,
+                                          text=True, cwd=HERE.parent, timeout=limit)
+                except subprocess.TimeoutExpired:
+                    print(f"   skipped: over {limit:.0f} s", flush=True)
+                    continue
                 result = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
                 if proc.returncode != 0 or not result:
                     print(f"   failed: {proc.stderr.strip().splitlines()[-1:]}", flush=True)
@@ -230,6 +281,7 @@ def main() -> None:
                 rows.append(row)
                 print(f"   {row['seconds']} s, {row['mrays_per_s']} M rays/s, peak {row['peak_rss_mb']} MB",
                       flush=True)
+                write_results(rows, args.prefix, quiet=True)
     if rows:
         write_results(rows, args.prefix)
 

@@ -3,12 +3,16 @@
 # (run from the repository root; uses `python3` or $PYTHON, NOT the CPU-only .venv).
 #   1. GPU model (nvidia-smi) and torch / CUDA versions             -> OUT/gpu.txt
 #   2. builds the cpu and cuda kernels (TORCH_CUDA_ARCH_LIST=9.0 by default: H100 / H200)
-#   3. `xsim doctor` and the backend tests with the cuda backend     -> OUT/log.txt
-#   4. the benchmark: cuda on the 200k and 1M street scenes, cpu on 200k -> OUT/gpu_kernels.{csv,md,png}
+#   3. `xsim doctor` and test/test_kernels_cuda.py (the device-resident pipeline against the reference and the
+#      cpu kernels)                                                  -> OUT/log.txt, OUT/tests.xml
+#   4. the benchmark, device-resident scenes: cuda on the 100k, 200k and 1M street scenes, then cpu on 200k (the
+#      cuda / cpu ratio) and the reference on 100k (the ratio to the reference) as far as the step's deadline
+#      allows; results are written after every configuration   -> OUT/gpu_kernels.{csv,md,png}
 #   5. a summary with the pass/fail of each step                     -> OUT/summary.txt
 # Usage: scripts/gpu_check.sh [OUT_DIR]   (default: $OUT, else ./gpu_check_out). The steps' time limits add up
-# to 475 s, so it ends within 8 minutes on one H100 whatever happens. Pure-Python dependencies missing there can be carried as wheels in
-# .whl/ (installed with pip --no-index into /tmp/xsim_site). Exit code: number of failed steps.
+# to 475 s, so it ends within 8 minutes on one H100 whatever happens. Pure-Python dependencies missing there can
+# be carried as wheels in .whl/ (installed with pip --no-index into /tmp/xsim_site). Exit code: number of failed
+# steps.
 set -uo pipefail
 export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
 OUT_DIR=${1:-${OUT:-gpu_check_out}}
@@ -46,12 +50,15 @@ step() {  # step NAME LIMIT_S COMMAND...
     "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'device', torch.cuda.get_device_name(0))"
     nvcc --version | tail -2
 } >"$OUT_DIR/gpu.txt" 2>&1
-step "python dependencies" 30 "$PY" -c "import torch, numpy, yaml, safetensors, matplotlib, pytest; assert torch.cuda.is_available()"
+step "python dependencies" 20 "$PY" -c "import torch, numpy, yaml, safetensors, matplotlib, pytest; assert torch.cuda.is_available()"
 step "build cpu + cuda kernels" 150 "$PY" -m xsim_render.kernels.build cpu cuda
-step "xsim doctor" 45 "$PY" -m xsim_render.cli.main doctor
-step "cuda backend tests" 100 "$PY" -m pytest -q -x -p no:cacheprovider test/test_kernels_cuda.py
-step "benchmark (cuda; cpu at 200k)" 150 "$PY" bench/bench_kernels.py --backends cuda cpu \
-    --gaussians 200000 1000000 --cpu-max 200000 --repeats 2 --reference-max 0 --prefix gpu_kernels
+step "xsim doctor" 25 "$PY" -m xsim_render.cli.main doctor
+step "cuda backend tests" 150 "$PY" -m pytest -q -rs -p no:cacheprovider --junitxml="$OUT_DIR/tests.xml" \
+    test/test_kernels_cuda.py
+rm -f bench/results/gpu_kernels.csv bench/results/gpu_kernels.md bench/results/gpu_kernels.png
+step "benchmark (cuda 100k/200k/1M; cpu 200k; reference 100k)" 130 "$PY" bench/bench_kernels.py \
+    --backends cuda cpu reference --gaussians 100000 200000 1000000 --sizes cpu=200000 reference=100000 \
+    --repeats 3 --deadline 120 --config-timeout 60 --prefix gpu_kernels
 for f in csv md png; do
     [ -f "bench/results/gpu_kernels.$f" ] && cp "bench/results/gpu_kernels.$f" "$OUT_DIR/"
 done

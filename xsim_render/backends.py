@@ -90,14 +90,31 @@ def reference_rays(spec, ego, t_start: float):
 
 def stages(name: str) -> Stages:
     """Ray generation, projection + tiling and rasterization of a concrete backend ('reference', 'cpu',
-    'cuda'; the cuda backend generates its rays with the CPU kernels, projects, bins and rasterizes on the GPU;
-    its outputs come back to the CPU)."""
+    'cuda'). The cuda backend runs every stage on the GPU (rays, projection, binning, rasterization) on data
+    that stays there; render.py returns the outputs on the device of the scene it was given."""
     if name == "reference":
         return Stages(reference_rays, reference_tiler, reference_rasterize)
-    if name in ("cpu", "cuda"):
+    if name == "cpu":
         from .kernels.rays import sensor_rays_cpu
 
         return Stages(sensor_rays_cpu, tiler(name), rasterizer(name))
+    if name == "cuda":
+        from .kernels.rays import sensor_rays_cuda
+
+        return Stages(sensor_rays_cuda, tiler(name), rasterizer(name))
+    raise InputError(f"backend: {name!r} is not a concrete backend")
+
+
+def compute_device(name: str):
+    """The torch.device a concrete backend computes on: the current CUDA device for 'cuda', else the CPU."""
+    import torch
+
+    if name == "cuda":
+        from .kernels.device import cuda_device
+
+        return cuda_device()
+    if name in ("reference", "cpu"):
+        return torch.device("cpu")
     raise InputError(f"backend: {name!r} is not a concrete backend")
 
 

@@ -13,17 +13,24 @@ to the scene's trajectories over the capture (an actor exists for the rays whose
 Every capture is computed in a local frame (origin at the sensor at t_start, clock at t_start; see
 motion/local_frame.py), so map-scale positions and epoch times render as accurately as at the origin;
 world-frame outputs (ray_origin, ray_time, point_time) are float64.
+
+Devices: every output is returned on the device of the scene passed in (same keys, dtypes and shapes for every
+backend). The backend computes on its own device (backends.compute_device): the cuda backend renders a CPU
+scene from a cached GPU copy (kernels/device.py) and copies the outputs back at the end; given a scene already
+on the GPU (kernels.device.scene_to_device) the whole capture stays there and only the tile-pair count (and,
+for a LiDAR, the number of returns) is read back.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
 
-from .backends import resolve_backend, stages
+from .backends import compute_device, resolve_backend, stages
+from .kernels.device import gaussian_colors_gathered, present_actor_ids, scene_on, to_device
 from .motion.local_frame import LocalFrame
 from .motion.rigid import RigidMotion
 from .projection.sensor_projection import CameraProjection, LidarProjection
@@ -78,29 +85,42 @@ def gaussian_frames(scene: GaussianScene, motions: dict[int, ActorMotion], lidar
 
     Static Gaussians are placed in the world (scene.world_from_scene) and shifted to the local origin in float64,
     then cast to the scene's precision; actor Gaussians stay in their actor's frame, whose motion is localised.
-    Actor Gaussians whose actor has no motion get zero opacity.
+    Actor Gaussians whose actor has no motion get zero opacity. The Gaussian tensors stay on the scene's device
+    (bodies and windows are small host objects); nothing is read back from a GPU scene.
     """
-    dtype = scene.means.dtype
-    ids = sorted(int(i) for i in torch.unique(scene.actor_ids).tolist() if i >= 0 and int(i) in motions)
+    dtype, device = scene.means.dtype, scene.means.device
+    ids = [i for i in present_actor_ids(scene) if i in motions]
     bodies: list[RigidMotion | None] = [None] + [local.motion(motions[i].motion, dtype) for i in ids]
     windows: list[tuple[float, float] | None] = [None] + [local.window(motions[i].window) for i in ids]
-    frame = torch.zeros(len(scene), dtype=torch.long)
+    frame = torch.zeros(len(scene), dtype=torch.long, device=device)
     static = scene.actor_ids < 0
     present = static.clone()
     for f, actor_id in enumerate(ids, start=1):
         sel = scene.actor_ids == actor_id
-        frame[sel] = f
+        frame.masked_fill_(sel, f)
         present |= sel
     sigma = scene.sigma_lidar() if lidar else scene.sigma_camera()
     sigma = torch.where(present, sigma, torch.zeros_like(sigma))
     placement = scene.world_from_scene
-    world = scene.means if placement is None else placement.points(scene.means)
+    if device.type != "cpu":
+        local = replace(local, origin=to_device(local.origin, device))
+    world = scene.means if placement is None else _placed_points(placement, scene.means)
     means = torch.where(static[:, None], local.points(world, dtype), scene.means)
     rotations = scene.rotations()
     if placement is not None and placement.has_rotation:
-        placed = placement.rotation.to(dtype) @ rotations
+        placed = to_device(placement.rotation.to(dtype), device) @ rotations
         rotations = torch.where(static[:, None, None], placed, rotations)
     return GaussianFrames(means, rotations, scene.log_scales, sigma, frame, bodies, windows)
+
+
+def _placed_points(placement, x: Tensor) -> Tensor:
+    """placement.points(x) (scene frame -> world, float64) on x's device."""
+    if x.device.type == "cpu":
+        return placement.points(x)
+    x = x.to(torch.float64)
+    if placement.has_rotation:
+        x = x @ to_device(placement.rotation, x.device).T
+    return x + to_device(placement.translation, x.device)
 
 
 def _values(scene: GaussianScene, colors: Tensor | None, lidar: bool) -> dict[str, Tensor]:
@@ -124,10 +144,14 @@ def _capture(scene: GaussianScene, spec: CameraSpec | LidarSpec, ego: RigidMotio
              actors: dict[int, RigidMotion] | None, phase_modeling: bool = True, backend: str = "auto") -> Capture:
     """Shared stages up to tiling, in the capture's local frame (origin at the sensor at t_start, seconds since
     t_start): rays, sensor motion, Gaussians in their frames, footprints and tile lists. Ray generation,
-    projection + tiling and rasterization come from the backend (backends.stages); the rest is shared."""
+    projection + tiling and rasterization come from the backend (backends.stages); the rest is shared. The
+    scene is taken to the backend's compute device first (a cached copy, kernels/device.py)."""
     lidar = isinstance(spec, LidarSpec)
+    name = resolve_backend(backend)
+    stage = stages(name)
+    device = compute_device(name)
+    scene = scene_on(scene, device)
     dtype = scene.means.dtype
-    stage = stages(resolve_backend(backend))
     local = capture_frame(spec, ego, t_start)
     ego = local.motion(ego, dtype)
     rays = stage.rays(spec, ego, 0.0)
@@ -135,12 +159,15 @@ def _capture(scene: GaussianScene, spec: CameraSpec | LidarSpec, ego: RigidMotio
     sensor = sensor_motion(spec, ego)
     g = gaussian_frames(scene, actor_motions(scene, actors, t_start, t_start + spec.capture_duration), lidar, local)
     assignment = stage.tiles(spec, g, sensor, projection, phase_modeling)
-    return Capture(rays, projection, sensor, g, assignment, local, stage.rasterize)
+    if device.type != "cpu":
+        local = replace(local, origin=to_device(local.origin, device))
+    return Capture(rays, projection, sensor, g, assignment, local, stage.rasterize, scene)
 
 
 @dataclass
 class Capture:
-    """Everything the rasterizer needs for one capture, in its local frame."""
+    """Everything the rasterizer needs for one capture, in its local frame (local's origin and the scene on the
+    backend's compute device)."""
 
     rays: SensorRays
     projection: CameraProjection | LidarProjection
@@ -149,6 +176,12 @@ class Capture:
     assignment: TileAssignment
     local: LocalFrame
     rasterize: Callable
+    scene: GaussianScene | None = None
+
+
+def _on(out: dict[str, Tensor], device: torch.device) -> dict[str, Tensor]:
+    """The outputs on the caller's scene device (a no-op where they already are)."""
+    return {k: v if v.device == device else v.to(device) for k, v in out.items()}
 
 
 def _rasterize(cap: Capture, values: dict[str, Tensor]) -> Composite:
@@ -160,10 +193,14 @@ def _rasterize(cap: Capture, values: dict[str, Tensor]) -> Composite:
 def render_camera(scene: GaussianScene, camera: CameraSpec, ego: RigidMotion, t_start: float,
                   actors: dict[int, RigidMotion] | None = None, backend: str = "auto") -> dict[str, Tensor]:
     """Render one rolling-shutter camera capture starting at t_start (s). Outputs (H,W[,3]) tensors."""
+    home = scene.means.device
     cap = _capture(scene, camera, ego, t_start, actors, backend=backend)
-    rays, g = cap.rays, cap.gaussians
+    scene, rays, g = cap.scene, cap.rays, cap.gaussians
     _, sensor_pos = cap.sensor.pose_at(torch.tensor(cap.projection.t_mid, dtype=scene.means.dtype))
-    colors = gaussian_colors(scene, g, sensor_pos, cap.projection.t_mid)
+    if scene.means.device.type == "cpu":
+        colors = gaussian_colors(scene, g, sensor_pos, cap.projection.t_mid)
+    else:
+        colors = gaussian_colors_gathered(scene, g, sensor_pos, cap.projection.t_mid)
     h, w = camera.height, camera.width
     comp = _rasterize(cap, _values(scene, colors, lidar=False))
     rgb = comp.values["rgb"].reshape(h, w, 3)
@@ -177,15 +214,16 @@ def render_camera(scene: GaussianScene, camera: CameraSpec, ego: RigidMotion, t_
     }
     if scene.features is not None:
         out["features"] = comp.values["features"].reshape(h, w, -1)
-    return out
+    return _on(out, home)
 
 
 def render_lidar(scene: GaussianScene, lidar: LidarSpec, ego: RigidMotion, t_start: float,
                  actors: dict[int, RigidMotion] | None = None, phase_modeling: bool = True, backend: str = "auto"
                  ) -> dict[str, Tensor]:
     """Render one spinning-LiDAR sweep starting at t_start (s). Organised outputs are (beams, columns)."""
+    home = scene.means.device
     cap = _capture(scene, lidar, ego, t_start, actors, phase_modeling, backend)
-    rays = cap.rays
+    scene, rays = cap.scene, cap.rays
     comp = _rasterize(cap, _values(scene, None, lidar=True))
     shape = (lidar.beams, lidar.columns)
     decoded = scene.lidar_decoder is not None and scene.features is not None
@@ -196,7 +234,7 @@ def render_lidar(scene: GaussianScene, lidar: LidarSpec, ego: RigidMotion, t_sta
     else:
         drop = (1.0 - comp.alpha).reshape(shape)
         intensity = comp.values["intensity"][:, 0].reshape(shape) if "intensity" in comp.values \
-            else torch.zeros(shape, dtype=comp.alpha.dtype)
+            else torch.zeros(shape, dtype=comp.alpha.dtype, device=comp.alpha.device)
     median = comp.distance_median.reshape(shape)
     returns = torch.isfinite(median) & (median >= lidar.min_range) & (median <= lidar.max_range)
     if decoded:
@@ -205,11 +243,12 @@ def render_lidar(scene: GaussianScene, lidar: LidarSpec, ego: RigidMotion, t_sta
     order = torch.argsort(column * lidar.beams + beam)
     beam, column = beam[order], column[order]
     points = median[beam, column, None] * rays.directions_sensor[beam, column]
-    return {
+    out = {
         "range": comp.distance.reshape(shape), "range_median": median, "alpha": comp.alpha.reshape(shape),
         "intensity": intensity, "ray_drop_probability": drop, **_ray_outputs(rays, cap.local),
         "points": points, "point_time": cap.local.world_times(rays.times[beam, column]),
         "point_beam": beam, "point_column": column,
         "returns": returns,
     }
+    return _on(out, home)
 

@@ -40,7 +40,10 @@ class ExtensionSpec:
 
 SPECS = {
     "cpu": ExtensionSpec("xsim_cpu", ("cpu/bindings.cpp", "cpu/rasterize_cpu.cpp", "cpu/project_cpu.cpp")),
-    "cuda": ExtensionSpec("xsim_cuda", ("cuda/bindings.cpp", "cuda/rasterize.cu", "cuda/binning.cu"), cuda=True),
+    "cuda": ExtensionSpec("xsim_cuda", ("cuda/bindings.cpp", "cuda/rays.cu", "cuda/rasterize.cu", "cuda/binning.cu"),
+                          cuda=True),
+    # host emulation of the cuda module's API for tests on machines without a GPU (csrc/emu/bindings.cpp)
+    "cuda_emulation": ExtensionSpec("xsim_emucuda", ("emu/bindings.cpp", "cpu/rasterize_cpu.cpp")),
 }
 
 _LOADED: dict[str, ModuleType] = {}
@@ -134,7 +137,7 @@ def missing_prerequisite(kind: str) -> str | None:
         home = cpp_extension.CUDA_HOME
         if home is None or not (Path(home) / "bin" / "nvcc").exists():
             return "nvcc not found (set CUDA_HOME)"
-        cpu = missing_prerequisite("cpu")  # rays and tile cones come from the CPU kernels
+        cpu = missing_prerequisite("cpu")  # the tile cones (once per sensor geometry) come from the CPU kernels
         if cpu is not None:
             return f"needs the cpu kernels: {cpu}"
     if kind in _LOADED or built_library(kind).exists():

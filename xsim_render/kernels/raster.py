@@ -9,6 +9,7 @@ exact (backward kernels are a later issue).
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import torch
 from torch import Tensor
@@ -18,6 +19,7 @@ from ..raster.rasterize import GaussianFrames
 from ..raster.rasterize import rasterize as reference_rasterize
 from ..tiling.pairs import TileAssignment
 from . import build
+from . import device as kdevice
 
 BODY_FIELDS = 33
 
@@ -67,17 +69,23 @@ def split_values(out: Tensor, layout: list[tuple[str, int]]) -> dict[str, Tensor
 
 
 def _flat(t: Tensor, dtype: torch.dtype, keep: list[Tensor], device: torch.device | None = None) -> int:
-    """Data pointer of a contiguous `dtype` copy (or view) of t on `device`, kept alive in `keep` for the call."""
-    c = t.detach().to(device=device or t.device, dtype=dtype).contiguous()
+    """Data pointer of a contiguous `dtype` copy (or view) of t on `device`, kept alive in `keep` for the call.
+    Host tensors bound for a GPU are cast on the host and uploaded without waiting for the device."""
+    device = device or t.device
+    c = t.detach()
+    if c.device.type == "cpu" and device.type != "cpu":
+        c = c.to(dtype).contiguous().to(device, non_blocking=True)
+    c = c.to(device=device, dtype=dtype).contiguous()
     keep.append(c)
     return c.data_ptr()
 
 
 def kernel_arguments(origins: Tensor, directions: Tensor, times: Tensor, valid: Tensor, assignment: TileAssignment,
                      gaussians: GaussianFrames, stacked: Tensor, keep: list[Tensor],
-                     device: torch.device | None = None) -> dict[str, int | bool]:
+                     device: torch.device | None = None, check_values: bool = True) -> dict[str, int | bool]:
     """Pointers and sizes of the rasterizer inputs (csrc/include/xsim/raster_args.h RasterInputs), all copied to
-    `device` (default: the CPU) as contiguous arrays; checks shapes."""
+    `device` (default: the CPU) as contiguous arrays; checks shapes, and with check_values the index ranges
+    (frame and Gaussian ids; reading them back from a GPU would wait for it, so the device pipeline skips it)."""
     dtype = origins.dtype
     device = device or torch.device("cpu")
     if dtype not in (torch.float32, torch.float64):
@@ -91,10 +99,10 @@ def kernel_arguments(origins: Tensor, directions: Tensor, times: Tensor, valid: 
     if gaussians.rotations.shape != (n, 3, 3) or gaussians.log_scales.shape != (n, 3) or \
             gaussians.sigma.numel() != n or gaussians.frame.numel() != n:
         raise ValueError("rasterize: Gaussian means (N,3), rotations (N,3,3), log_scales (N,3), sigma/frame (N,)")
-    if n and (int(gaussians.frame.min()) < 0 or int(gaussians.frame.max()) >= f):
+    if check_values and n and (int(gaussians.frame.min()) < 0 or int(gaussians.frame.max()) >= f):
         raise ValueError(f"rasterize: frame indices must lie in [0, {f})")
     pairs = assignment.gaussian_ids
-    if pairs.numel() and (int(pairs.min()) < 0 or int(pairs.max()) >= n):
+    if check_values and pairs.numel() and (int(pairs.min()) < 0 or int(pairs.max()) >= n):
         raise ValueError(f"rasterize: tile lists name Gaussians outside [0, {n})")
     if assignment.tile_ids.numel() != pairs.numel():
         raise ValueError("rasterize: tile_ids and gaussian_ids differ in length")
@@ -147,19 +155,49 @@ def run_cpu_kernel(ext, origins: Tensor, directions: Tensor, times: Tensor, vali
     return comp, {"count": outs["count"], "evaluated": outs["evaluated"]}
 
 
+def tile_sorted(assignment: TileAssignment, n_gaussians: int) -> TileAssignment:
+    """The pairs sorted by tile, then Gaussian (the reference rasterizer's contract; the cuda binning groups them
+    by Gaussian instead), on the assignment's device without a host wait."""
+    key = assignment.tile_ids * max(n_gaussians, 1) + assignment.gaussian_ids
+    order = torch.argsort(key)
+    return TileAssignment(assignment.ray_tile, assignment.tile_ids[order], assignment.gaussian_ids[order],
+                          assignment.num_tiles)
+
+
+def _reference_on_host(origins: Tensor, directions: Tensor, times: Tensor, valid: Tensor,
+                       assignment: TileAssignment, gaussians: GaussianFrames, values: dict[str, Tensor]) -> Composite:
+    """The reference rasterizer (host only) on host copies of device inputs, its Composite back on the rays'
+    device; the copies are differentiable, so gradients reach the device tensors."""
+    home = origins.device
+    if home.type == "cpu":
+        return reference_rasterize(origins, directions, times, valid, assignment, gaussians, values)
+    cpu = torch.device("cpu")
+    host = replace(gaussians, **{k: getattr(gaussians, k).to(cpu)
+                                 for k in ("means", "rotations", "log_scales", "sigma", "frame")})
+    tiles = TileAssignment(assignment.ray_tile.to(cpu), assignment.tile_ids.to(cpu), assignment.gaussian_ids.to(cpu),
+                           assignment.num_tiles)
+    c = reference_rasterize(origins.to(cpu), directions.to(cpu), times.to(cpu), valid.to(cpu), tiles, host,
+                            {k: v.to(cpu) for k, v in values.items()})
+    return Composite({k: v.to(home) for k, v in c.values.items()}, c.alpha.to(home), c.transmittance.to(home),
+                     c.distance.to(home), c.distance_median.to(home))
+
+
 def rasterize_cuda(origins: Tensor, directions: Tensor, times: Tensor, valid: Tensor, assignment: TileAssignment,
                    gaussians: GaussianFrames, values: dict[str, Tensor]) -> Composite:
-    """Composite every ray (R,) on the GPU (csrc/cuda/rasterize.cu); results come back on the rays' device."""
+    """Composite every ray (R,) on the GPU (csrc/cuda/rasterize.cu); results on the rays' device (the GPU in the
+    cuda pipeline, where this call only enqueues work; host inputs are uploaded and the results copied back)."""
     if _needs_autograd(origins, directions, gaussians.means, gaussians.rotations, gaussians.log_scales,
                        gaussians.sigma, *values.values()):
-        return reference_rasterize(origins, directions, times, valid, assignment, gaussians, values)
+        return _reference_on_host(origins, directions, times, valid, tile_sorted(assignment, gaussians.means.shape[0]),
+                                  gaussians, values)
     ext = build.load("cuda")
     dtype, home = origins.dtype, origins.device
-    device = torch.device("cuda", torch.cuda.current_device())
+    device = kdevice.cuda_device()
     r, n = origins.shape[0], gaussians.means.shape[0]
     stacked, layout = stacked_values(values, n, dtype)
     keep: list[Tensor] = []
-    args = kernel_arguments(origins, directions, times, valid, assignment, gaussians, stacked, keep, device)
+    args = kernel_arguments(origins, directions, times, valid, assignment, gaussians, stacked, keep, device,
+                            check_values=home.type == "cpu")
     opts = {"dtype": dtype, "device": device}
     outs = {"values": torch.empty((r, stacked.shape[1]), **opts), "alpha": torch.empty(r, **opts),
             "transmittance": torch.empty(r, **opts), "distance": torch.empty(r, **opts),
@@ -167,8 +205,9 @@ def rasterize_cuda(origins: Tensor, directions: Tensor, times: Tensor, valid: Te
             "evaluated": torch.zeros(1, dtype=torch.int64, device=device)}
     args.update({f"out_{k}": v.data_ptr() for k, v in outs.items()})
     args["threads"] = 1
-    args["stream"] = torch.cuda.current_stream(device).cuda_stream
+    args["stream"] = kdevice.cuda_stream(device)
     ext.rasterize(args)
-    outs = {k: v.to(home) for k, v in outs.items()}
+    if home != device:
+        outs = {k: v.to(home) for k, v in outs.items()}
     return Composite(split_values(outs["values"], layout), outs["alpha"], outs["transmittance"], outs["distance"],
                      outs["median"])

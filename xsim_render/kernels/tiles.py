@@ -25,6 +25,7 @@ from ..sensors.rays import camera_pixel_grid, lidar_directions
 from ..sensors.rig import CameraSpec, LidarSpec
 from ..tiling.pairs import TileAssignment
 from . import build
+from . import device as kdevice
 from .raster import BODY_FIELDS, pack_bodies
 
 F64 = torch.float64
@@ -185,20 +186,46 @@ def tile_cones(spec: CameraSpec | LidarSpec) -> tuple[Tensor, Tensor, Tensor, fl
     return _CONES[key]
 
 
+_DEVICE_TILING: dict[tuple, dict] = {}
+
+
+def device_tiling(spec: CameraSpec | LidarSpec, device: torch.device) -> dict:
+    """The sensor's fixed tiling data on `device`, uploaded once per sensor geometry: ray_tile (R,) int64, tile
+    cones (tile_axis (T,3), tile_half (T,) float64, tile_has_rays (T,) uint8), image_half, the sorted beam
+    elevations (LiDAR, float64), tiles_x and num_tiles."""
+    key = (_sensor_key(spec), str(device))
+    if key not in _DEVICE_TILING:
+        lidar = isinstance(spec, LidarSpec)
+        ray_tile, tiles_x, tiles_y = lidar_ray_tile(spec) if lidar else camera_ray_tile(spec)
+        axis, half, has_rays, image_half = tile_cones(spec)
+        data = {"ray_tile": ray_tile.to(device).contiguous(), "tile_axis": axis.to(device, F64).contiguous(),
+                "tile_half": half.to(device, F64).contiguous(),
+                "tile_has_rays": has_rays.to(device, torch.uint8).contiguous(), "image_half": image_half,
+                "tiles_x": tiles_x, "num_tiles": tiles_x * tiles_y}
+        if lidar:
+            data["elevations"] = torch.sort(torch.tensor(spec.elevations, dtype=F64)).values.to(device).contiguous()
+        if len(_DEVICE_TILING) > 16:
+            _DEVICE_TILING.clear()
+        _DEVICE_TILING[key] = data
+    return _DEVICE_TILING[key]
+
+
 def tile_assignment_cuda(spec: CameraSpec | LidarSpec, gaussians: GaussianFrames, sensor: RigidMotion,
                          projection: CameraProjection | LidarProjection, phase_modeling: bool = True
                          ) -> TileAssignment:
     """The capture's TileAssignment from the CUDA projection and binning (csrc/cuda/binning.cu); every tensor of
-    it on the GPU. Same lists as project_and_tile_cpu (the same project.h code, in double precision)."""
+    it on the GPU. The same pairs as project_and_tile_cpu (the same project.h code, in double precision), each
+    once, but grouped by Gaussian rather than sorted by tile: the cuda rasterizer orders each tile's candidates
+    itself. Host inputs are uploaded without waiting; the only wait is for the number of pairs."""
     ext = build.load("cuda")
-    device = torch.device("cuda", torch.cuda.current_device())
+    device = kdevice.cuda_device()
     lidar = isinstance(spec, LidarSpec)
-    ray_tile, tiles_x, tiles_y = lidar_ray_tile(spec) if lidar else camera_ray_tile(spec)
-    axis, half, has_rays, image_half = tile_cones(spec)
+    fixed = device_tiling(spec, device)
     keep: list[Tensor] = []
 
     def flat(t: Tensor, dtype: torch.dtype = F64) -> int:
-        c = t.detach().to(device=device, dtype=dtype).contiguous()
+        c = t.detach()
+        c = (c.to(dtype) if c.device.type == "cpu" else c).to(device, dtype, non_blocking=True).contiguous()
         keep.append(c)
         return c.data_ptr()
 
@@ -206,22 +233,23 @@ def tile_assignment_cuda(spec: CameraSpec | LidarSpec, gaussians: GaussianFrames
     host: list[Tensor] = []
     args = sensor_arguments(spec, projection, host)
     if lidar:
-        args["elevations_sorted"] = flat(host[0])
+        args["elevations_sorted"] = fixed["elevations"].data_ptr()
     margin = TILE_MARGIN["lidar" if lidar else "camera"]
     args.update({
         "phase_modeling": bool(phase_modeling), "n": gaussians.means.shape[0], "means": flat(gaussians.means),
         "rotations": flat(gaussians.rotations), "scales": flat(gaussians.log_scales.detach().exp()),
         "sigma": flat(gaussians.sigma), "frame": flat(gaussians.frame, torch.int64), "n_bodies": bodies.shape[0],
-        "bodies": flat(bodies), "sensor_motion": flat(pack_motion(sensor)), "num_tiles": tiles_x * tiles_y,
-        "tiles_x": tiles_x, "margin0": margin[0], "margin1": margin[1], "cull": True,
+        "bodies": flat(bodies), "sensor_motion": flat(pack_motion(sensor)), "num_tiles": fixed["num_tiles"],
+        "tiles_x": fixed["tiles_x"], "margin0": margin[0], "margin1": margin[1], "cull": True,
         "tolerance": 1e-9 if gaussians.means.dtype == F64 else 1e-5,
-        "tile_axis": flat(axis), "tile_half": flat(half), "tile_has_rays": flat(has_rays, torch.uint8),
-        "image_half": image_half, "stream": torch.cuda.current_stream(device).cuda_stream,
+        "tile_axis": fixed["tile_axis"].data_ptr(), "tile_half": fixed["tile_half"].data_ptr(),
+        "tile_has_rays": fixed["tile_has_rays"].data_ptr(), "image_half": fixed["image_half"],
+        "stream": kdevice.cuda_stream(device),
     })
-    binning = ext.project(args)
+    binning = ext.project(args)  # waits for the pair count
     tile_ids = torch.empty(binning.count, dtype=torch.int64, device=device)
     gaussian_ids = torch.empty(binning.count, dtype=torch.int64, device=device)
-    binning.split(tile_ids.data_ptr(), gaussian_ids.data_ptr())
-    torch.cuda.current_stream(device).synchronize()
-    del binning
-    return TileAssignment(ray_tile.to(device), tile_ids, gaussian_ids, tiles_x * tiles_y)
+    binning.emit(tile_ids.data_ptr(), gaussian_ids.data_ptr())
+    del binning  # footprints freed in stream order (cudaFreeAsync) once emit has run
+    keep.clear()  # inputs freed in stream order too (caching allocator, same stream): the kernels read them first
+    return TileAssignment(fixed["ray_tile"], tile_ids, gaussian_ids, fixed["num_tiles"])

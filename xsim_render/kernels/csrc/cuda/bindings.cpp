@@ -1,5 +1,6 @@
 // Python binding of the CUDA kernels: device data pointers, sizes and the CUDA stream by name (bind/args.h),
-// no libtorch headers. Errors come back as RuntimeError with the CUDA error string.
+// no libtorch headers. Errors come back as RuntimeError with the CUDA error string. Every function only
+// enqueues work on the given stream, except project(), which waits once for the number of pairs.
 #include <pybind11/pybind11.h>
 
 #include <stdint.h>
@@ -41,21 +42,66 @@ void rasterize(const py::dict& a) {
         rasterize_typed<float>(a);
 }
 
-// The sorted unique (tile, Gaussian) keys of one capture, on the device until split into two int64 arrays.
+// Rays of one capture on the device (sensor_rays.h): camera (rolling-shutter pixel times) or LiDAR (firing
+// times); the sensor motion comes by value (a list of BODY_FIELDS floats), the rest as device pointers.
+template <typename T> void sensor_rays_typed(const py::dict& a) {
+    xs::cuda::RayParams<T> p;
+    p.sensor = static_cast<int>(size(a, "sensor"));
+    p.n_rays = size(a, "n_rays");
+    if (p.sensor == xs::SENSOR_CAMERA) {
+        p.camera.width = static_cast<int>(size(a, "width"));
+        p.camera.height = static_cast<int>(size(a, "height"));
+        p.camera.t_start = T(num(a, "t_start"));  // t_start + offset, summed in double by the caller
+        p.camera.offset = T(0);
+        p.camera.tau_u = T(num(a, "tau_u"));
+        p.camera.tau_v = T(num(a, "tau_v"));
+        if (int64_t(p.camera.width) * p.camera.height != p.n_rays)
+            throw std::invalid_argument("xsim cuda kernels: sensor_rays: width * height != n_rays");
+    } else {
+        p.columns = size(a, "columns");
+        p.t_start = T(num(a, "t_start"));
+        p.columns_times_rate = T(num(a, "columns_times_rate"));
+        if (p.columns <= 0 || p.n_rays % p.columns != 0)
+            throw std::invalid_argument("xsim cuda kernels: sensor_rays: n_rays must be beams * columns");
+    }
+    py::list motion = a["motion"].cast<py::list>();
+    if (motion.size() != size_t(xs::BODY_FIELDS))
+        throw std::invalid_argument("xsim cuda kernels: sensor_rays: motion must hold BODY_FIELDS values");
+    for (int i = 0; i < xs::BODY_FIELDS; ++i) p.motion.v[i] = T(motion[i].cast<double>());
+    p.dirs_sensor = ptr<const T*>(a, "dirs_sensor");
+    p.origins = ptr<T*>(a, "out_origins");
+    p.directions = ptr<T*>(a, "out_directions");
+    p.times = ptr<T*>(a, "out_times");
+    cudaStream_t s = stream_of(a);
+    py::gil_scoped_release release;
+    check(xs::cuda::sensor_rays<T>(p, s), "sensor_rays");
+}
+
+void sensor_rays(const py::dict& a) {
+    if (flag(a, "double"))
+        sensor_rays_typed<double>(a);
+    else
+        sensor_rays_typed<float>(a);
+}
+
+// The footprints of one capture on the device and the number of (tile, Gaussian) pairs; emit() writes them.
+// Holds the projection parameters (device pointers the caller keeps alive until emit() has been called).
 class BinningHandle {
   public:
-    BinningHandle(const xs::cuda::Binning& b, cudaStream_t s) : binning_(b), stream_(s) {}
+    BinningHandle(const xs::ProjectParams& p, const xs::cuda::Binning& b, cudaStream_t s)
+        : params_(p), binning_(b), stream_(s) {}
     ~BinningHandle() { xs::cuda::release(&binning_, stream_); }
-    int64_t count() const { return binning_.count; }
+    int64_t count() const { return binning_.total; }
     int64_t culled() const { return binning_.culled; }
     int64_t cones() const { return binning_.cones; }
-    void split(uint64_t tile_ids, uint64_t gaussian_ids) {
-        check(xs::cuda::split_keys(binning_, reinterpret_cast<int64_t*>(tile_ids),
+    void emit(uint64_t tile_ids, uint64_t gaussian_ids) {
+        check(xs::cuda::emit_pairs(params_, binning_, reinterpret_cast<int64_t*>(tile_ids),
                                    reinterpret_cast<int64_t*>(gaussian_ids), stream_),
-              "split");
+              "emit pairs");
     }
 
   private:
+    xs::ProjectParams params_;
     xs::cuda::Binning binning_;
     cudaStream_t stream_;
 };
@@ -71,9 +117,9 @@ BinningHandle* project(const py::dict& a) {
     xs::cuda::Binning b;
     {
         py::gil_scoped_release release;
-        check(xs::cuda::project_and_bin(p, &b, s), "project");
+        check(xs::cuda::project_footprints(p, &b, s), "project");
     }
-    return new BinningHandle(b, s);
+    return new BinningHandle(p, b, s);
 }
 
 // Highest memory reserved so far by the device's default stream-ordered pool (the kernels' temporaries).
@@ -96,9 +142,10 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         .def_property_readonly("count", &BinningHandle::count)
         .def_property_readonly("culled", &BinningHandle::culled)
         .def_property_readonly("cones", &BinningHandle::cones)
-        .def("split", &BinningHandle::split, "write tile ids and Gaussian ids (int64 device pointers)");
+        .def("emit", &BinningHandle::emit, "write the (count,) tile ids and Gaussian ids (int64 device pointers)");
     m.def("project", &project, py::return_value_policy::take_ownership,
-          "Footprints and sorted unique (tile, Gaussian) keys on the GPU (csrc/cuda/binning.cu)");
+          "Footprints and the number of unique (tile, Gaussian) pairs on the GPU (csrc/cuda/binning.cu)");
+    m.def("sensor_rays", &sensor_rays, "World ray origins, directions and times on the GPU (csrc/cuda/rays.cu)");
     m.def("pool_peak_bytes", &pool_peak_bytes, "peak bytes reserved by the default CUDA memory pool");
     m.attr("body_fields") = static_cast<int>(xs::BODY_FIELDS);
 }

@@ -2,12 +2,15 @@
 //   1. per Gaussian: whitening matrix, mean, D2 rejection bound, radius of its alpha >= 1/255 region;
 //   2. per body frame: a reference ray origin and the spread of all ray origins around it (frame of the body);
 //   3. per (tile, Gaussian) pair a key (tile << 32 | order-preserving bits of the hit-distance lower bound L),
-//      radix-sorted (cub): each tile's candidates in ascending L;
+//      radix-sorted (cub): each tile's candidates in ascending L (the pairs may come in any order);
 //   4. rays grouped by tile (radix sort of the tile of each valid ray);
 //   5. one block per tile: candidates streamed through shared memory in batches, one thread per ray with a
 //      bounded sorted hit list in registers / local memory that commits hits once no later candidate can come
 //      before them and stops below the transmittance floor (the block stops when all its rays have);
-//   6. rays whose hit list overflowed are redone exactly, one thread each, with a list in global memory.
+//   6. rays whose hit list overflowed are redone exactly by a grid-stride kernel sized without a host wait:
+//      each pass walks the tile's candidates and keeps the LOCAL_HITS nearest hits after the last composited
+//      one (in (t, Gaussian index) order), then composites them; passes repeat until the ray is done.
+// Nothing is read back to the host: the whole call only enqueues work on the stream.
 #include <cub/cub.cuh>
 
 #include <math.h>
@@ -159,27 +162,39 @@ template <typename T> struct RayState {
         while (!hits.empty() && hits.t[hits.head] < lower && !comp.done) commit(in, out, hits.head++);
     }
     __device__ void commit(const RasterInputs<T>& in, const RasterOutputs<T>& out, int k) {
-        T w = comp.push(hits.t[k], hits.alpha[k]);
+        commit_hit(in, out, hits.t[k], hits.alpha[k], hits.id[k]);
+    }
+    __device__ void commit_hit(const RasterInputs<T>& in, const RasterOutputs<T>& out, T t, T a, int32_t id) {
+        T w = comp.push(t, a);
         const int64_t C = in.n_channels;
-        const T* v = in.values + int64_t(hits.id[k]) * C;
+        const T* v = in.values + int64_t(id) * C;
         for (int64_t c = 0; c < C; ++c) out.values[r * C + c] += w * v[c];
     }
-    // evaluate one candidate; false if the hit list is full
-    __device__ bool visit(const RasterInputs<T>& in, const GaussianRecord<T>& g, int32_t id) {
+    // the live hit (t, alpha) of one candidate on this ray, false if none
+    __device__ bool evaluate(const RasterInputs<T>& in, const GaussianRecord<T>& g, T& t, T& a) {
         if (g.frame != frame) {
             frame = g.frame;
             ray_in_body(in.bodies + int64_t(frame) * BODY_FIELDS, time, origin, direction, lo, ld);
             exists = time >= in.window_lo[frame] && time <= in.window_hi[frame];
         }
-        if (!exists) return true;
-        T t, d2;
+        if (!exists) return false;
+        T d2;
         max_response(g.w, make_vec3(g.mu[0], g.mu[1], g.mu[2]), lo, ld, t, d2);
-        if (!(d2 <= g.reject_d2) || !(t > T(0))) return true;
-        T a = alpha_of(g.sigma, d2);
-        return a > T(0) ? hits.insert(t, a, id) : true;
+        if (!(d2 <= g.reject_d2) || !(t > T(0))) return false;
+        a = alpha_of(g.sigma, d2);
+        return a > T(0);
+    }
+    // evaluate one candidate; false if the hit list is full
+    __device__ bool visit(const RasterInputs<T>& in, const GaussianRecord<T>& g, int32_t id) {
+        T t, a;
+        return evaluate(in, g, t, a) ? hits.insert(t, a, id) : true;
     }
     __device__ void finish(const RasterInputs<T>& in, const RasterOutputs<T>& out) {
         while (!hits.empty() && !comp.done) commit(in, out, hits.head++);
+        write(out);
+    }
+    // the per-ray outputs (and the state a backward pass needs: transmittance, count)
+    __device__ void write(const RasterOutputs<T>& out) {
         out.alpha[r] = comp.alpha();
         out.transmittance[r] = comp.transmittance;
         out.distance[r] = comp.expected_distance();
@@ -237,35 +252,67 @@ __global__ void __launch_bounds__(BLOCK)
     }
 }
 
-// exact redo of rays whose local hit list overflowed: hit lists of `capacity` entries in global memory
+// The LOCAL_HITS smallest (t, Gaussian index) keys offered, ascending.
+template <typename T> struct NearestHits {
+    T t[LOCAL_HITS], a[LOCAL_HITS];
+    int32_t id[LOCAL_HITS];
+    int size = 0;
+    __device__ static bool before(T t1, int32_t i1, T t2, int32_t i2) { return t1 < t2 || (t1 == t2 && i1 < i2); }
+    __device__ bool full() const { return size == LOCAL_HITS; }
+    __device__ void offer(T tv, T av, int32_t iv) {
+        if (full()) {
+            if (!before(tv, iv, t[size - 1], id[size - 1])) return;
+            --size;  // drop the farthest: a later pass finds it again
+        }
+        int k = size;
+        while (k > 0 && before(tv, iv, t[k - 1], id[k - 1])) {
+            t[k] = t[k - 1], a[k] = a[k - 1], id[k] = id[k - 1];
+            --k;
+        }
+        t[k] = tv, a[k] = av, id[k] = iv;
+        ++size;
+    }
+};
+
+// Exact redo of the rays whose block-kernel hit list overflowed (their count stays on the device: grid-stride
+// over it). Each pass composites the LOCAL_HITS hits that follow, in (t, index) order, the last one composited
+// by the pass before; a pass stops walking once its list is full and the next candidate's lower bound lies
+// beyond its farthest hit.
 template <typename T>
 __global__ void rasterize_overflow(RasterInputs<T> in, RasterOutputs<T> out, const GaussianRecord<T>* rec,
                                    const uint64_t* keys, const int32_t* cand, const int32_t* cand_start,
-                                   const int32_t* cand_end, const int32_t* overflow, int32_t n_overflow,
-                                   int32_t capacity, T* scratch_t, T* scratch_a, int32_t* scratch_id) {
-    int i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= n_overflow) return;
-    RayState<T> ray;
-    ray.r = overflow[i];
+                                   const int32_t* cand_end, const int32_t* overflow, const int32_t* n_overflow) {
+    const int32_t count = *n_overflow;
     const int64_t C = in.n_channels;
-    for (int64_t c = 0; c < C; ++c) out.values[ray.r * C + c] = T(0);
-    int64_t off = int64_t(i) * capacity;
-    ray.hits = HitList<T>{scratch_t + off, scratch_a + off, scratch_id + off, 0, 0, capacity};
-    ray.origin = load3(in.origins + 3 * ray.r);
-    ray.direction = load3(in.directions + 3 * ray.r);
-    ray.time = in.times[ray.r];
-    const int tile = int(in.ray_tile[ray.r]);
-    for (int k = cand_start[tile]; k < cand_end[tile]; ++k) {
-        ray.commit_ready(in, out, T(from_sortable_bits(uint32_t(keys[k] & 0xffffffffu))));
-        if (ray.comp.done) break;
-        ray.visit(in, rec[cand[k]], cand[k]);
+    for (int32_t i = blockIdx.x * blockDim.x + threadIdx.x; i < count; i += gridDim.x * blockDim.x) {
+        RayState<T> ray;
+        ray.r = overflow[i];
+        for (int64_t c = 0; c < C; ++c) out.values[ray.r * C + c] = T(0);
+        ray.origin = load3(in.origins + 3 * ray.r);
+        ray.direction = load3(in.directions + 3 * ray.r);
+        ray.time = in.times[ray.r];
+        const int tile = int(in.ray_tile[ray.r]);
+        const int cs = cand_start[tile], ce = cand_end[tile];
+        T last_t = T(-INFINITY);
+        int32_t last_id = -1;
+        bool more = true;
+        while (more && !ray.comp.done) {
+            NearestHits<T> next;
+            for (int k = cs; k < ce; ++k) {
+                const T lower = T(from_sortable_bits(uint32_t(keys[k] & 0xffffffffu)));
+                if (next.full() && lower > next.t[LOCAL_HITS - 1]) break;
+                T t, a;
+                const int32_t id = cand[k];
+                if (!ray.evaluate(in, rec[id], t, a)) continue;
+                if (NearestHits<T>::before(last_t, last_id, t, id)) next.offer(t, a, id);
+            }
+            for (int j = 0; j < next.size && !ray.comp.done; ++j)
+                ray.commit_hit(in, out, next.t[j], next.a[j], next.id[j]);
+            more = next.full();
+            if (next.size > 0) last_t = next.t[next.size - 1], last_id = next.id[next.size - 1];
+        }
+        ray.write(out);
     }
-    ray.finish(in, out);
-}
-
-__global__ void max_run(int64_t num_tiles, const int32_t* start, const int32_t* end, int32_t* result) {
-    int64_t t = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
-    if (t < num_tiles) atomicMax(result, end[t] - start[t]);
 }
 
 int blocks(int64_t n, int per = BLOCK) { return int((n + per - 1) / per); }
@@ -313,13 +360,13 @@ cudaError_t rasterize(const RasterInputs<T>& in, const RasterOutputs<T>& out, cu
     XS_TRY(alloc(&ray_start, NT, s));
     XS_TRY(alloc(&ray_end, NT, s));
     XS_TRY(alloc(&overflow, R, s));
-    XS_TRY(alloc(&counters, 2, s));
+    XS_TRY(alloc(&counters, 1, s));
     XS_TRY(cudaMemsetAsync(spread, 0, sizeof(T) * F, s));
     XS_TRY(cudaMemsetAsync(cand_start, 0, sizeof(int32_t) * NT, s));
     XS_TRY(cudaMemsetAsync(cand_end, 0, sizeof(int32_t) * NT, s));
     XS_TRY(cudaMemsetAsync(ray_start, 0, sizeof(int32_t) * NT, s));
     XS_TRY(cudaMemsetAsync(ray_end, 0, sizeof(int32_t) * NT, s));
-    XS_TRY(cudaMemsetAsync(counters, 0, sizeof(int32_t) * 2, s));
+    XS_TRY(cudaMemsetAsync(counters, 0, sizeof(int32_t), s));
     prepare_gaussians<T><<<blocks(N), BLOCK, 0, s>>>(in, rec);
     frame_reference<T><<<blocks(F, 32), 32, 0, s>>>(in, ref);
     frame_spread<T><<<blocks(R * F), BLOCK, 0, s>>>(in, ref, spread);
@@ -339,25 +386,11 @@ cudaError_t rasterize(const RasterInputs<T>& in, const RasterOutputs<T>& out, cu
     tile_ranges<uint32_t><<<blocks(R), BLOCK, 0, s>>>(R, rkeys_sorted, 0, NT, ray_start, ray_end);
     rasterize_tiles<T><<<int(NT), BLOCK, 0, s>>>(in, out, rec, keys_sorted, vals_sorted, cand_start, cand_end,
                                                  rvals_sorted, ray_start, ray_end, overflow, counters);
-    max_run<<<blocks(NT), BLOCK, 0, s>>>(NT, cand_start, cand_end, counters + 1);
+    // overflowed rays: a fixed grid walks the device-side count (no host wait)
+    const int redo_blocks = int(xmin<int64_t>(blocks(R, 64), 2048));
+    rasterize_overflow<T><<<redo_blocks, 64, 0, s>>>(in, out, rec, keys_sorted, vals_sorted, cand_start, cand_end,
+                                                     overflow, counters);
     XS_TRY(cudaGetLastError());
-    int32_t host[2] = {0, 0};
-    XS_TRY(cudaMemcpyAsync(host, counters, sizeof(host), cudaMemcpyDeviceToHost, s));
-    XS_TRY(cudaStreamSynchronize(s));
-    if (host[0] > 0) {
-        T *st = nullptr, *sa = nullptr;
-        int32_t* sid = nullptr;
-        const size_t cap = size_t(host[0]) * size_t(host[1] > 0 ? host[1] : 1);
-        XS_TRY(alloc(&st, cap, s));
-        XS_TRY(alloc(&sa, cap, s));
-        XS_TRY(alloc(&sid, cap, s));
-        rasterize_overflow<T><<<blocks(host[0], 64), 64, 0, s>>>(in, out, rec, keys_sorted, vals_sorted, cand_start,
-                                                                 cand_end, overflow, host[0], host[1], st, sa, sid);
-        XS_TRY(cudaGetLastError());
-        cudaFreeAsync(st, s);
-        cudaFreeAsync(sa, s);
-        cudaFreeAsync(sid, s);
-    }
     void* buffers[] = {rec, ref, spread, keys, keys_sorted, vals, vals_sorted, cand_start, cand_end, rkeys,
                        rkeys_sorted, rvals, rvals_sorted, ray_start, ray_end, overflow, counters, temp};
     for (void* b : buffers) cudaFreeAsync(b, s);

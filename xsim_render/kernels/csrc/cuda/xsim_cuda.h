@@ -1,34 +1,67 @@
 // Host API of the CUDA kernels: raw DEVICE pointers and sizes, a CUDA stream, cudaError_t back. No PyTorch.
-//   rasterize:      the tile rasterizer (raster_args.h semantics), per-tile candidate order by a radix sort.
-//   project_and_bin: per-Gaussian footprints (project.h) -> (tile << 32 | Gaussian) keys, radix-sorted and
-//                   de-duplicated; the result stays on the device until copied out.
+// Every call only enqueues work on `stream` except project_footprints, which waits once for the number of
+// (tile, Gaussian) pairs (the only host synchronisation of a capture).
+//   sensor_rays:        world origin, direction and time of every pixel / firing (sensor_rays.h);
+//   project_footprints: per-Gaussian footprints (project.h) and the size of the pair arrays;
+//   emit_pairs:         the unique (tile, Gaussian) pairs into caller-sized arrays (unique_pairs.h);
+//   rasterize:          the tile rasterizer (raster_args.h semantics), per-tile candidate order by a radix sort.
 #pragma once
 
 #include <cuda_runtime.h>
 #include <stdint.h>
 
+#include "xsim/camera_models.h"
 #include "xsim/project.h"
 #include "xsim/raster_args.h"
+#include "xsim/rigid.h"
 
 namespace xs {
 namespace cuda {
 
+// Packed sensor motion passed by value (no device upload).
+template <typename T> struct PackedMotion {
+    T v[BODY_FIELDS];
+};
+
+// Ray generation of one capture. Camera: ray r = i W + j (row-major pixels), times from `camera` (its t_start
+// already holding t_start + offset, offset 0). LiDAR: ray r = b N + c (beams in rig order), firing times
+// t_start + (c + 0.5) / columns_times_rate. dirs_sensor (R,3) unit sensor-frame directions on the device.
+template <typename T> struct RayParams {
+    int sensor = 0;  // SENSOR_CAMERA / SENSOR_LIDAR (project.h)
+    int64_t n_rays = 0;
+    CameraModel<T> camera;
+    int64_t columns = 1;
+    T t_start = 0;
+    T columns_times_rate = 1;
+    PackedMotion<T> motion;
+    const T* dirs_sensor = nullptr;
+    T* origins = nullptr;     // (R,3) out
+    T* directions = nullptr;  // (R,3) out
+    T* times = nullptr;       // (R,) out
+};
+
+template <typename T> cudaError_t sensor_rays(const RayParams<T>& params, cudaStream_t stream);
+
 template <typename T>
 cudaError_t rasterize(const RasterInputs<T>& in, const RasterOutputs<T>& out, cudaStream_t stream);
 
-// Sorted unique (tile << 32 | gaussian) keys of a capture, owned by the caller (free with release()).
+// Footprints of a capture's Gaussians on the device, owned by the caller until release().
 struct Binning {
-    uint64_t* keys = nullptr;
-    int64_t count = 0;
+    GaussianFootprints* footprints = nullptr;  // (n,)
+    int64_t* inclusive = nullptr;              // (n,) inclusive prefix sum of each Gaussian's pair count
+    int64_t n = 0;
+    int64_t total = 0;                         // number of (tile, Gaussian) pairs
     int64_t culled = 0;
     int64_t cones = 0;
 };
 
-// params: every pointer in device memory (Gaussians, bodies, sensor motion, sorted elevations, tile cones).
-cudaError_t project_and_bin(const ProjectParams& params, Binning* result, cudaStream_t stream);
+// params: every pointer in device memory (Gaussians, bodies, sensor motion, sorted elevations, tile cones),
+// valid until emit_pairs has been enqueued. Waits for the pair count (result->total).
+cudaError_t project_footprints(const ProjectParams& params, Binning* result, cudaStream_t stream);
 
-// tile_ids[i] = keys[i] >> 32, gaussian_ids[i] = keys[i] & 0xffffffff (int64, device).
-cudaError_t split_keys(const Binning& binning, int64_t* tile_ids, int64_t* gaussian_ids, cudaStream_t stream);
+// tile_ids / gaussian_ids: (total,) int64 device arrays; each pair once, grouped by Gaussian.
+cudaError_t emit_pairs(const ProjectParams& params, const Binning& binning, int64_t* tile_ids,
+                       int64_t* gaussian_ids, cudaStream_t stream);
 
 void release(Binning* binning, cudaStream_t stream);
 

@@ -1,0 +1,44 @@
+// CUDA ray generation (sensor_rays.h): one thread per pixel / firing computes the ray's time (rolling shutter
+// or firing order), poses the sensor at that time and rotates the cached sensor-frame direction into the world.
+// The same math as the CPU path (xsim_render/kernels/rays.py + rasterize_cpu.cpp sensor_rays_cpu).
+#include "xsim/project.h"
+#include "xsim/sensor_rays.h"
+#include "xsim_cuda.h"
+
+namespace xs {
+namespace cuda {
+namespace {
+
+constexpr int THREADS = 256;
+
+template <typename T> __global__ void sensor_rays_kernel(RayParams<T> p) {
+    int64_t r = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+    if (r >= p.n_rays) return;
+    T t;
+    if (p.sensor == SENSOR_CAMERA) {
+        const int64_t w = p.camera.width;
+        t = camera_pixel_time(p.camera, r / w, r % w);
+    } else {
+        t = lidar_firing_time(p.t_start, r % p.columns, p.columns_times_rate);
+    }
+    Vec3<T> o, d;
+    sensor_ray_at(p.motion.v, t, load3(p.dirs_sensor + 3 * r), o, d);
+    p.origins[3 * r] = o.x, p.origins[3 * r + 1] = o.y, p.origins[3 * r + 2] = o.z;
+    p.directions[3 * r] = d.x, p.directions[3 * r + 1] = d.y, p.directions[3 * r + 2] = d.z;
+    p.times[r] = t;
+}
+
+}  // namespace
+
+template <typename T> cudaError_t sensor_rays(const RayParams<T>& p, cudaStream_t s) {
+    if (p.n_rays == 0) return cudaSuccess;
+    const int blocks = int((p.n_rays + THREADS - 1) / THREADS);
+    sensor_rays_kernel<T><<<blocks, THREADS, 0, s>>>(p);
+    return cudaGetLastError();
+}
+
+template cudaError_t sensor_rays<float>(const RayParams<float>&, cudaStream_t);
+template cudaError_t sensor_rays<double>(const RayParams<double>&, cudaStream_t);
+
+}  // namespace cuda
+}  // namespace xs
