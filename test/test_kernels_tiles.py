@@ -89,6 +89,27 @@ def test_lidar_tiles_cover_the_reference(spin, phase_modeling, dtype):
     assert info["cones"] > 0, "Gaussians near the sensor take the bounding-cone path"
 
 
+@pytest.mark.parametrize("dtype", [F64, F32])
+@pytest.mark.parametrize("spin,seam,yaw_rate", [("ccw", 2.5, 0.8), ("cw", 0.3, -3.0)])
+def test_skipping_idle_far_seam_branches_changes_no_footprint(spin, seam, yaw_rate, dtype):
+    """The far seam branch is solved only where far_branch_clear cannot prove it idle: footprints (rectangles,
+    branches, cones) and tile lists equal those from solving both branches, and most Gaussians skip it."""
+    scene = random_scene(400, seed=47 + (spin == "cw"), centre=(0.0, 0.0, 1.5), spread=(15.0, 15.0, 1.5),
+                         n_actor=60).to(dtype)
+    lidar = lidar_rig(columns=256, spin=spin, seam=seam)
+    ego = RigidMotion.from_values((0.0, 0.0, 0.0), (1, 0, 0, 0), (12.0, 1.5, 0.0), (0.0, 0.0, yaw_rate))
+    with torch.no_grad():
+        cap = _capture(scene, lidar, ego, 0.02, None)
+        args = (lidar, cap.gaussians, cap.sensor, cap.projection, True, True, True)
+        fast, info = project_and_tile_cpu(*args, seam_bound=True)
+        full, info_full = project_and_tile_cpu(*args, seam_bound=False)
+    assert info_full["far_skipped"] == 0 and info["far_skipped"] > 0.15 * len(scene)
+    assert torch.equal(fast.tile_ids, full.tile_ids) and torch.equal(fast.gaussian_ids, full.gaussian_ids)
+    for key in ("gaussian", "lo", "hi", "full", "branch", "cone_axis", "cone_half_angle"):
+        assert torch.equal(info[key], info_full[key]), key
+    assert int((info["branch"] != 0).sum()) > 20, "some Gaussians lie on the seam (both branches solved)"
+
+
 def test_far_gaussians_outside_the_fan_are_skipped_and_matter_nowhere():
     """Gaussians high above the top beam are culled by the kernels; the reference keeps pairs for none of them
     that carry a live hit."""

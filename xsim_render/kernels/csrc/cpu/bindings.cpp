@@ -79,6 +79,8 @@ py::tuple tile_cones_py(const py::dict& a) {
 py::dict project(const py::dict& a) {
     xs::ProjectInputs in;
     xs::bind::project_params(a, in);
+    // skip far seam branches proven idle (project.h far_branch_clear) unless told not to (tests compare both)
+    in.seam_bound = !a.contains("seam_bound") || flag(a, "seam_bound");
     in.keep_footprints = flag(a, "keep_footprints");
     in.threads = static_cast<int>(size(a, "threads"));
     const int64_t nt = in.num_tiles;
@@ -110,6 +112,7 @@ py::dict project(const py::dict& a) {
     r["gaussian_ids"] = to_numpy(std::move(out.pair_gaussian), {p});
     r["culled"] = out.culled;
     r["cones"] = out.cones;
+    r["far_skipped"] = out.far_skipped;
     if (in.keep_footprints) {
         r["gaussian"] = to_numpy(std::move(out.fp_gaussian), {k});
         r["lo"] = to_numpy(std::move(out.fp_lo), {k, 2});

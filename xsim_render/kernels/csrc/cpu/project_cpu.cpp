@@ -16,16 +16,18 @@ void project_and_tile(const ProjectInputs& in, ProjectOutputs& out) {
     const int64_t n = in.n, nt = in.num_tiles;
     std::vector<GaussianFootprints> fps(n);
     std::vector<int64_t> offset(n + 1, 0);
-    int64_t culled = 0, cones = 0;
-#pragma omp parallel for num_threads(in.threads) schedule(dynamic, 256) reduction(+ : culled, cones)
+    int64_t culled = 0, cones = 0, far_skipped = 0;
+#pragma omp parallel for num_threads(in.threads) schedule(dynamic, 256) reduction(+ : culled, cones, far_skipped)
     for (int64_t g = 0; g < n; ++g) {
         fps[g] = footprints_of(in, g);
         offset[g + 1] = count_pairs(in, fps[g]);
         culled += fps[g].culled;
         cones += fps[g].cone;
+        far_skipped += fps[g].far_skipped;
     }
     out.culled = culled;
     out.cones = cones;
+    out.far_skipped = far_skipped;
     for (int64_t g = 0; g < n; ++g) offset[g + 1] += offset[g];
     const int64_t total = offset[n];
     std::vector<int64_t> raw_tile(total);

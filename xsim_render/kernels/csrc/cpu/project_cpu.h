@@ -24,7 +24,7 @@ struct ProjectOutputs {
     std::vector<uint8_t> fp_full;        // bounding-cone footprint
     std::vector<int8_t> fp_branch;       // -1 / 0 / +1
     std::vector<double> fp_axis, fp_half;  // (K,3), (K,) for full ones
-    int64_t culled = 0, cones = 0;
+    int64_t culled = 0, cones = 0, far_skipped = 0;
 };
 
 void project_and_tile(const ProjectInputs& in, ProjectOutputs& out);

@@ -1,8 +1,9 @@
 // CPU tile rasterizer (see rasterize_cpu.h). Tiles are processed in parallel (OpenMP, dynamic schedule, the
 // heaviest first). Per tile the candidates are gathered into structure-of-arrays buffers in ascending order of
 // a lower bound on their hit distance (hit_list.h), so that each ray commits hits as soon as their order is
-// certain and stops once its transmittance is below 1e-4. All buffers are per thread and reused: no heap
-// allocation per ray.
+// certain and stops once its transmittance is below 1e-4. The tile's rays are split into groups of neighbouring
+// directions; each group visits only the candidates that can meet one of its rays (a cone test, applied lazily
+// as far as its rays get). All buffers are per thread and reused: no heap allocation per ray.
 #include "rasterize_cpu.h"
 
 #include <omp.h>
@@ -21,32 +22,32 @@
 namespace xs {
 namespace {
 
-// Per-Gaussian quantities derived once per call (structure of arrays).
+// Per-Gaussian quantities derived once per call, one record per Gaussian (one cache line in float32: a tile
+// gathers its candidates from scattered Gaussians).
+template <typename T> struct alignas(16 * sizeof(T)) GaussianRecord {
+    T m[3], w[9], reject_d2, sigma, radius;
+    int32_t frame;
+};
+
 template <typename T> struct GaussianSoA {
-    std::vector<T> mx, my, mz, w[9], reject_d2, radius, sigma;
-    std::vector<int32_t> frame;
+    std::vector<GaussianRecord<T>> rec;
 
     void build(const RasterInputs<T>& in) {
         int64_t n = in.n_gaussians;
-        mx.resize(n), my.resize(n), mz.resize(n), reject_d2.resize(n), radius.resize(n), sigma.resize(n);
-        frame.resize(n);
-        for (auto& v : w) v.resize(n);
+        rec.resize(n);
 #pragma omp parallel for num_threads(in.threads) schedule(static)
         for (int64_t g = 0; g < n; ++g) {
-            T wm[9];
-            whitening_matrix(in.rotations + 9 * g, in.log_scales + 3 * g, wm);
-            for (int k = 0; k < 9; ++k) w[k][g] = wm[k];
-            mx[g] = in.means[3 * g];
-            my[g] = in.means[3 * g + 1];
-            mz[g] = in.means[3 * g + 2];
+            GaussianRecord<T>& r = rec[g];
+            whitening_matrix(in.rotations + 9 * g, in.log_scales + 3 * g, r.w);
+            for (int k = 0; k < 3; ++k) r.m[k] = in.means[3 * g + k];
             T s = in.sigma[g];
-            sigma[g] = s;
+            r.sigma = s;
             T k2 = visible_d2(s);
             // D2 beyond this is certainly below 1/255 (the exact test runs on the rest)
-            reject_d2[g] = k2 < T(0) ? T(-1) : k2 * T(1.001) + T(1e-3);
+            r.reject_d2 = k2 < T(0) ? T(-1) : k2 * T(1.001) + T(1e-3);
             T smax = xmax(in.log_scales[3 * g], xmax(in.log_scales[3 * g + 1], in.log_scales[3 * g + 2]));
-            radius[g] = k2 < T(0) ? T(0) : xsqrt(reject_d2[g]) * xexp(smax) * T(1.0001);
-            frame[g] = static_cast<int32_t>(in.frame[g]);
+            r.radius = k2 < T(0) ? T(0) : xsqrt(r.reject_d2) * xexp(smax) * T(1.0001);
+            r.frame = static_cast<int32_t>(in.frame[g]);
         }
     }
 };
@@ -55,9 +56,9 @@ template <typename T> struct GaussianSoA {
 constexpr int CHUNK = 16;  // candidates evaluated together (SIMD lanes) between commit checks
 
 template <typename T> struct TileBatch {
-    std::vector<T> mx, my, mz, w[9], reject_d2, sigma, bound;
+    std::vector<T> mx, my, mz, w[9], reject_d2, sigma, bound, radius;
     std::vector<T> values;  // (candidates, C): composited values gathered next to the geometry
-    std::vector<int32_t> id, slot;
+    std::vector<int32_t> id, slot, src;  // src: the candidate's row in the tile batch (a ray group's batch)
     std::vector<std::pair<T, int32_t>> order;
 
     // room for m candidates rounded up to whole chunks; the padding never passes the D2 test
@@ -65,7 +66,8 @@ template <typename T> struct TileBatch {
         size_t padded = (m + CHUNK - 1) / CHUNK * CHUNK;
         if (mx.size() < padded) {
             mx.resize(padded), my.resize(padded), mz.resize(padded), reject_d2.resize(padded);
-            sigma.resize(padded), bound.resize(padded), id.resize(padded), slot.resize(padded);
+            sigma.resize(padded), bound.resize(padded), radius.resize(padded), id.resize(padded);
+            slot.resize(padded), src.resize(padded);
             for (auto& v : w) v.resize(padded);
         }
         for (size_t j = m; j < padded; ++j) {
@@ -74,11 +76,137 @@ template <typename T> struct TileBatch {
             reject_d2[j] = T(-1);
             sigma[j] = T(0);
             bound[j] = std::numeric_limits<T>::infinity();
+            radius[j] = T(0);
             id[j] = 0;
             slot[j] = 0;
+            src[j] = 0;
         }
     }
+
+    // copy candidate j of `from` to row i
+    void copy_row(const TileBatch& from, int j, int i) {
+        mx[i] = from.mx[j], my[i] = from.my[j], mz[i] = from.mz[j];
+        for (int q = 0; q < 9; ++q) w[q][i] = from.w[q][j];
+        reject_d2[i] = from.reject_d2[j], sigma[i] = from.sigma[j], bound[i] = from.bound[j];
+        radius[i] = from.radius[j], id[i] = from.id[j], slot[i] = from.slot[j], src[i] = j;
+    }
 };
+
+// Rays of a tile are evaluated in groups of about RAY_GROUP rays of neighbouring directions (ray_groups: a LiDAR
+// tile's 8 beams x 32 columns becomes 8 cells of 4 beams x 8 columns) against the tile candidates that can meet
+// some ray of the group (measured on the 128 x 2048 street LiDAR: 3x fewer evaluations): a candidate whose
+// ball (radius: holds its D2 <= reject_d2 region) lies outside the group's cone of rays (origins within
+// `spread` of the first one o, directions within angle theta of the axis a, per body slot) is skipped: it has
+// no live hit on these rays. Visiting the survivors in the tile order keeps the commit rule exact (hit_list.h).
+// A ball (centre o + u, radius r) meets the cone iff the angle between a and u is at most theta + asin(r/|u|),
+// implied by  |u - (a.u) a| cos(theta) - (a.u) sin(theta) <= r  (free of cancellation near the axis; r is
+// widened by the origin spread and a rounding margin).
+constexpr int RAY_GROUP = 32;
+
+struct GroupCone {
+    double o[3], a[3], cos_t, sin_t, spread;
+    bool all;  // too wide to cull with
+};
+
+// Cone of the tile rays idx[0..n) in body slot s (local: (rays, S, 6) origin / direction per slot).
+template <typename T> GroupCone group_cone(const T* local, int S, int s, const int32_t* idx, int n) {
+    GroupCone g;
+    auto ray = [&](int k) { return local + (static_cast<size_t>(idx[k]) * S + s) * 6; };
+    const T* l0 = ray(0);
+    double ax = 0, ay = 0, az = 0, spread = 0;
+    for (int k = 0; k < n; ++k) {
+        const T* l = ray(k);
+        ax += double(l[3]), ay += double(l[4]), az += double(l[5]);
+        double ox = double(l[0]) - double(l0[0]), oy = double(l[1]) - double(l0[1]), oz = double(l[2]) - double(l0[2]);
+        spread = std::max(spread, std::sqrt(ox * ox + oy * oy + oz * oz));
+    }
+    double len = std::sqrt(ax * ax + ay * ay + az * az);
+    g.all = !(len > 1e-6 * double(n));
+    if (g.all) return g;
+    g.a[0] = ax / len, g.a[1] = ay / len, g.a[2] = az / len;
+    double min_cos = 1.0;
+    for (int k = 0; k < n; ++k) {
+        const T* l = ray(k);
+        double dn = std::sqrt(double(l[3]) * l[3] + double(l[4]) * l[4] + double(l[5]) * l[5]);
+        min_cos = std::min(min_cos, (g.a[0] * l[3] + g.a[1] * l[4] + g.a[2] * l[5]) / std::max(dn, 1e-300));
+    }
+    double theta = std::acos(std::max(-1.0, std::min(1.0, min_cos))) * (1 + 1e-6) + 1e-6;
+    g.all = theta > 1.2;
+    g.cos_t = std::cos(theta), g.sin_t = std::sin(theta);
+    g.o[0] = double(l0[0]), g.o[1] = double(l0[1]), g.o[2] = double(l0[2]);
+    g.spread = spread * (1 + 1e-6) + 1e-5 + 1e-6 * (std::abs(g.o[0]) + std::abs(g.o[1]) + std::abs(g.o[2]));
+    return g;
+}
+
+// Split the tile's rays into about n / RAY_GROUP groups of neighbouring directions: a grid of near-square cells
+// over the directions' extent in the tile's tangent plane (slot 0's frame: only a grouping, any is exact).
+// order: the tile rays cell by cell; start: (cells + 1) offsets into it.
+template <typename T>
+void ray_groups(const T* local, int S, int n, std::vector<int32_t>& order, std::vector<int32_t>& start,
+                std::vector<int32_t>& cell, std::vector<double>& uv) {
+    order.resize(n);
+    cell.resize(n);
+    uv.resize(2 * static_cast<size_t>(n));
+    int groups = (n + RAY_GROUP - 1) / RAY_GROUP;
+    double ax = 0, ay = 0, az = 0;
+    for (int i = 0; i < n; ++i) {
+        const T* l = local + static_cast<size_t>(i) * S * 6;
+        ax += double(l[3]), ay += double(l[4]), az += double(l[5]);
+    }
+    double len = std::sqrt(ax * ax + ay * ay + az * az);
+    if (groups <= 1 || !(len > 1e-6 * n)) {
+        start.assign({0, n});
+        for (int i = 0; i < n; ++i) order[i] = i;
+        return;
+    }
+    ax /= len, ay /= len, az /= len;
+    // tangent basis (e1, e2) of the axis
+    double hx = std::abs(az) < 0.9 ? 0.0 : 1.0, hz = std::abs(az) < 0.9 ? 1.0 : 0.0;
+    double e1x = ay * hz, e1y = az * hx - ax * hz, e1z = -ay * hx;
+    double l1 = std::sqrt(e1x * e1x + e1y * e1y + e1z * e1z);
+    e1x /= l1, e1y /= l1, e1z /= l1;
+    double e2x = ay * e1z - az * e1y, e2y = az * e1x - ax * e1z, e2z = ax * e1y - ay * e1x;
+    double u0 = 1e300, u1 = -1e300, v0 = 1e300, v1 = -1e300;
+    for (int i = 0; i < n; ++i) {
+        const T* l = local + static_cast<size_t>(i) * S * 6;
+        double u = e1x * l[3] + e1y * l[4] + e1z * l[5], v = e2x * l[3] + e2y * l[4] + e2z * l[5];
+        uv[2 * i] = u, uv[2 * i + 1] = v;
+        u0 = std::min(u0, u), u1 = std::max(u1, u), v0 = std::min(v0, v), v1 = std::max(v1, v);
+    }
+    double eu = std::max(u1 - u0, 1e-12), ev = std::max(v1 - v0, 1e-12);
+    int cols = static_cast<int>(std::lround(std::sqrt(groups * eu / ev)));
+    cols = std::max(1, std::min(groups, cols));
+    int rows = std::max(1, std::min(groups, (groups + cols - 1) / cols));
+    int cells = cols * rows;
+    start.assign(cells + 1, 0);
+    for (int i = 0; i < n; ++i) {
+        int cu = std::min(cols - 1, static_cast<int>((uv[2 * i] - u0) / eu * cols));
+        int cv = std::min(rows - 1, static_cast<int>((uv[2 * i + 1] - v0) / ev * rows));
+        cell[i] = cv * cols + std::max(cu, 0);
+        ++start[cell[i] + 1];
+    }
+    for (int c = 0; c < cells; ++c) start[c + 1] += start[c];
+    std::vector<int32_t> fill(start.begin(), start.end() - 1);
+    for (int i = 0; i < n; ++i) order[fill[cell[i]]++] = i;
+}
+
+// Keep flags of candidates [0, m) of a batch against one cone (all in the cone's body slot).
+template <typename T>
+void cone_keep(const GroupCone& g, const T* __restrict mx, const T* __restrict my, const T* __restrict mz,
+               const T* __restrict radius, int m, uint8_t* __restrict keep) {
+    const T ox = T(g.o[0]), oy = T(g.o[1]), oz = T(g.o[2]), ax = T(g.a[0]), ay = T(g.a[1]), az = T(g.a[2]);
+    const T c2 = T(g.cos_t * g.cos_t), sn = T(g.sin_t), sp = T(g.spread);
+#pragma omp simd
+    for (int j = 0; j < m; ++j) {
+        T ux = mx[j] - ox, uy = my[j] - oy, uz = mz[j] - oz;
+        T z = ax * ux + ay * uy + az * uz;
+        T px = ux - z * ax, py = uy - z * ay, pz = uz - z * az;
+        T p2 = px * px + py * py + pz * pz;
+        T r = radius[j] + sp + T(1e-4) * (xabs(ux) + xabs(uy) + xabs(uz));
+        T rhs = r + z * sn;
+        keep[j] = uint8_t((rhs >= T(0)) & (p2 * c2 <= rhs * rhs));
+    }
+}
 
 // t* and D2 of one ray against CHUNK consecutive candidates of one body frame (straight-line, vectorisable;
 // the same arithmetic as response.h max_response).
@@ -124,8 +252,112 @@ template <typename T> struct Workspace {
     std::vector<T> acc;                      // (C) value accumulator of one ray
     std::vector<T> hit_t, hit_a;
     std::vector<int32_t> hit_id, hit_slot;
-    TileBatch<T> batch;
+    std::vector<GroupCone> cones;            // (S) of the current ray group
+    std::vector<uint8_t> keep;               // (candidates) survivors of the current ray group
+    std::vector<int32_t> group_order, group_start, group_cell;  // ray groups (ray_groups)
+    std::vector<double> group_uv;
+    TileBatch<T> batch, group;
 };
+
+// The candidates of one ray group, filtered lazily: blocks of the tile batch pass the group's cone test only
+// as far as some ray of the group gets (rays stop early), survivors copied to the group batch.
+template <typename T> struct GroupSource {
+    const TileBatch<T>* tile;
+    TileBatch<T>* group;
+    const GroupCone* cones;  // (S)
+    uint8_t* keep;
+    int S = 1, M = 0, filled = 0, cursor = 0;
+    bool cull = false;
+
+    const TileBatch<T>& rows() const { return cull ? *group : *tile; }
+
+    // Rows [0, need) made available where they exist; returns how many of them exist.
+    int available(int need) {
+        if (!cull) return need < M ? need : M;
+        const TileBatch<T>& b = *tile;
+        while (filled < need && cursor < M) {
+            const int end = std::min(M, cursor + 4 * CHUNK), n = end - cursor;
+            if (S == 1) {
+                cone_keep(cones[0], b.mx.data() + cursor, b.my.data() + cursor, b.mz.data() + cursor,
+                          b.radius.data() + cursor, n, keep);
+            } else {
+                for (int j = cursor; j < end; ++j) {
+                    const GroupCone& g = cones[b.slot[j]];
+                    keep[j - cursor] = 1;
+                    if (!g.all) cone_keep(g, &b.mx[j], &b.my[j], &b.mz[j], &b.radius[j], 1, keep + (j - cursor));
+                }
+            }
+            for (int j = 0; j < n; ++j)
+                if (keep[j]) group->copy_row(b, cursor + j, filled++);
+            cursor = end;
+            if (cursor == M) group->reserve(filled);  // pad the last chunk
+        }
+        return need < filled ? need : filled;
+    }
+};
+
+// Composite one ray (tile position i, index r) against its group's candidates in visiting order; values of
+// hits come from the tile batch b (rows cb.src). Returns the candidates evaluated.
+template <typename T>
+int render_ray(const RasterInputs<T>& in, const RasterOutputs<T>& out, GroupSource<T>& src, const TileBatch<T>& b,
+               int64_t i, int64_t r, int S, int capacity, Workspace<T>& ws) {
+    const int64_t C = in.n_channels;
+    const T* lp = ws.local.data() + static_cast<size_t>(i) * S * 6;
+    const uint8_t* ex = ws.exists.data() + static_cast<size_t>(i) * S;
+    HitList<T> hits{ws.hit_t.data(), ws.hit_a.data(), ws.hit_id.data(), 0, 0, capacity, ws.hit_slot.data()};
+    RayComposite<T> comp;
+    T* acc = ws.acc.data();
+    for (int64_t c = 0; c < C; ++c) acc[c] = T(0);
+    auto commit = [&](int k) {
+        T w = comp.push(hits.t[k], hits.alpha[k]);
+        const T* v = b.values.data() + static_cast<int64_t>(hits.payload[k]) * C;
+        for (int64_t c = 0; c < C; ++c) acc[c] += w * v[c];
+    };
+    int j = 0, seen = 0;
+    alignas(64) T tt[CHUNK], dd2[CHUNK];
+    const bool single = S == 1;
+    if (!single || ex[0]) {
+        for (;; j += CHUNK) {
+            seen = src.available(j + CHUNK);
+            if (seen <= j) break;
+            const TileBatch<T>& cb = src.rows();
+            T lower = cb.bound[j];
+            while (!hits.empty() && hits.t[hits.head] < lower && !comp.done) commit(hits.head++);
+            if (comp.done) break;
+            if (single) {
+                evaluate_chunk(cb, j, lp, tt, dd2);
+            } else {
+                for (int k = 0; k < CHUNK; ++k) {
+                    int s = cb.slot[j + k];
+                    const T* l = lp + 6 * s;
+                    T w[9];
+                    for (int q = 0; q < 9; ++q) w[q] = cb.w[q][j + k];
+                    max_response(w, make_vec3(cb.mx[j + k], cb.my[j + k], cb.mz[j + k]),
+                                 make_vec3(l[0], l[1], l[2]), make_vec3(l[3], l[4], l[5]), tt[k], dd2[k]);
+                    if (!ex[s]) dd2[k] = std::numeric_limits<T>::infinity();
+                }
+            }
+            // candidates near enough: a bit mask (no unpredictable branch per candidate)
+            uint32_t mask = 0;
+            for (int k = 0; k < CHUNK; ++k)
+                mask |= uint32_t((dd2[k] <= cb.reject_d2[j + k]) & (tt[k] > T(0))) << k;
+            while (mask) {
+                int k = __builtin_ctz(mask);
+                mask &= mask - 1;
+                T a = alpha_of(cb.sigma[j + k], dd2[k]);
+                if (a > T(0)) hits.insert(tt[k], a, cb.id[j + k], cb.src[j + k]);
+            }
+        }
+    }
+    while (!hits.empty() && !comp.done) commit(hits.head++);
+    out.alpha[r] = comp.alpha();
+    out.transmittance[r] = comp.transmittance;
+    out.distance[r] = comp.expected_distance();
+    out.median[r] = comp.has_median ? comp.median : std::numeric_limits<T>::quiet_NaN();
+    out.count[r] = comp.count;
+    for (int64_t c = 0; c < C; ++c) out.values[r * C + c] = acc[c];
+    return std::min(j, seen);
+}
 
 template <typename T>
 void render_tile(const RasterInputs<T>& in, const RasterOutputs<T>& out, const GaussianSoA<T>& gs,
@@ -137,9 +369,11 @@ void render_tile(const RasterInputs<T>& in, const RasterOutputs<T>& out, const G
     TileBatch<T>& b = ws.batch;
     b.order.clear();
     for (int64_t k = 0; k < n_cands; ++k) {
+        if (k + 16 < n_cands) __builtin_prefetch(&gs.rec[cands[k + 16]]);  // scattered records
         int64_t g = cands[k];
-        if (gs.reject_d2[g] < T(0)) continue;  // never visible to this sensor
-        int32_t f = gs.frame[g];
+        const GaussianRecord<T>& rg = gs.rec[g];
+        if (rg.reject_d2 < T(0)) continue;  // never visible to this sensor
+        int32_t f = rg.frame;
         if (ws.slot_of_frame[f] < 0) {
             ws.slot_of_frame[f] = static_cast<int32_t>(ws.frames.size());
             ws.frames.push_back(f);
@@ -172,24 +406,27 @@ void render_tile(const RasterInputs<T>& in, const RasterOutputs<T>& out, const G
     }
     // candidates in ascending order of their hit-distance lower bound (ties: Gaussian index)
     for (auto& e : b.order) {
-        int32_t g = e.second;
-        int s = ws.slot_of_frame[gs.frame[g]];
+        const GaussianRecord<T>& rg = gs.rec[e.second];
+        int s = ws.slot_of_frame[rg.frame];
         Vec3<T> ref = load3(ws.local.data() + static_cast<size_t>(s) * 6);
-        T dist = norm(make_vec3(gs.mx[g], gs.my[g], gs.mz[g]) - ref);
-        e.first = hit_lower_bound(dist, ws.spread[s], gs.radius[g]);
+        T dist = norm(load3(rg.m) - ref);
+        e.first = hit_lower_bound(dist, ws.spread[s], rg.radius);
     }
     std::sort(b.order.begin(), b.order.end());
     const int M = static_cast<int>(b.order.size());
     b.reserve(M);
     for (int j = 0; j < M; ++j) {
         int32_t g = b.order[j].second;
+        const GaussianRecord<T>& rg = gs.rec[g];
         b.bound[j] = b.order[j].first;
         b.id[j] = g;
-        b.slot[j] = ws.slot_of_frame[gs.frame[g]];
-        b.mx[j] = gs.mx[g], b.my[j] = gs.my[g], b.mz[j] = gs.mz[g];
-        for (int k = 0; k < 9; ++k) b.w[k][j] = gs.w[k][g];
-        b.reject_d2[j] = gs.reject_d2[g];
-        b.sigma[j] = gs.sigma[g];
+        b.slot[j] = ws.slot_of_frame[rg.frame];
+        b.mx[j] = rg.m[0], b.my[j] = rg.m[1], b.mz[j] = rg.m[2];
+        for (int k = 0; k < 9; ++k) b.w[k][j] = rg.w[k];
+        b.reject_d2[j] = rg.reject_d2;
+        b.sigma[j] = rg.sigma;
+        b.radius[j] = rg.radius;
+        b.src[j] = j;
     }
     if (static_cast<int64_t>(b.values.size()) < static_cast<int64_t>(M) * C) b.values.resize(static_cast<size_t>(M) * C);
     for (int j = 0; j < M; ++j)
@@ -199,60 +436,24 @@ void render_tile(const RasterInputs<T>& in, const RasterOutputs<T>& out, const G
         ws.hit_t.resize(M), ws.hit_a.resize(M), ws.hit_id.resize(M), ws.hit_slot.resize(M);
     }
     int64_t evals = 0;
-    for (int64_t i = 0; i < n_rays; ++i) {
-        int64_t r = rays[i];
-        const T* lp = ws.local.data() + static_cast<size_t>(i) * S * 6;
-        const uint8_t* ex = ws.exists.data() + static_cast<size_t>(i) * S;
-        HitList<T> hits{ws.hit_t.data(), ws.hit_a.data(), ws.hit_id.data(), 0, 0, M, ws.hit_slot.data()};
-        RayComposite<T> comp;
-        T* acc = ws.acc.data();
-        for (int64_t c = 0; c < C; ++c) acc[c] = T(0);
-        auto commit = [&](int k) {
-            T w = comp.push(hits.t[k], hits.alpha[k]);
-            const T* v = b.values.data() + static_cast<int64_t>(hits.payload[k]) * C;
-            for (int64_t c = 0; c < C; ++c) acc[c] += w * v[c];
-        };
-        int j = 0;
-        alignas(64) T tt[CHUNK], dd2[CHUNK];
-        const bool single = S == 1;
-        if (!single || ex[0]) {
-            for (; j < M; j += CHUNK) {
-                T lower = b.bound[j];
-                while (!hits.empty() && hits.t[hits.head] < lower && !comp.done) commit(hits.head++);
-                if (comp.done) break;
-                if (single) {
-                    evaluate_chunk(b, j, lp, tt, dd2);
-                } else {
-                    for (int k = 0; k < CHUNK; ++k) {
-                        int s = b.slot[j + k];
-                        const T* l = lp + 6 * s;
-                        T w[9];
-                        for (int q = 0; q < 9; ++q) w[q] = b.w[q][j + k];
-                        max_response(w, make_vec3(b.mx[j + k], b.my[j + k], b.mz[j + k]),
-                                     make_vec3(l[0], l[1], l[2]), make_vec3(l[3], l[4], l[5]), tt[k], dd2[k]);
-                        if (!ex[s]) dd2[k] = std::numeric_limits<T>::infinity();
-                    }
-                }
-                // candidates near enough: a bit mask (no unpredictable branch per candidate)
-                uint32_t mask = 0;
-                for (int k = 0; k < CHUNK; ++k)
-                    mask |= uint32_t((dd2[k] <= b.reject_d2[j + k]) & (tt[k] > T(0))) << k;
-                while (mask) {
-                    int k = __builtin_ctz(mask);
-                    mask &= mask - 1;
-                    T a = alpha_of(b.sigma[j + k], dd2[k]);
-                    if (a > T(0)) hits.insert(tt[k], a, b.id[j + k], j + k);
-                }
-            }
+    TileBatch<T>& gb = ws.group;
+    gb.reserve(M);
+    ws.cones.resize(S);
+    if (ws.keep.size() < static_cast<size_t>(4 * CHUNK)) ws.keep.resize(4 * CHUNK);
+    ray_groups(ws.local.data(), S, static_cast<int>(n_rays), ws.group_order, ws.group_start, ws.group_cell,
+               ws.group_uv);
+    const int n_groups = static_cast<int>(ws.group_start.size()) - 1;
+    for (int grp = 0; grp < n_groups; ++grp) {
+        const int32_t* idx = ws.group_order.data() + ws.group_start[grp];
+        const int n_idx = ws.group_start[grp + 1] - ws.group_start[grp];
+        if (n_idx == 0) continue;
+        // this group's candidates: the tile batch, or its survivors of the cone test
+        GroupSource<T> src{&b, &gb, ws.cones.data(), ws.keep.data(), S, M};
+        for (int s = 0; s < S; ++s) {
+            ws.cones[s] = group_cone(ws.local.data(), S, s, idx, n_idx);
+            src.cull = src.cull || !ws.cones[s].all;
         }
-        evals += std::min(j, M);
-        while (!hits.empty() && !comp.done) commit(hits.head++);
-        out.alpha[r] = comp.alpha();
-        out.transmittance[r] = comp.transmittance;
-        out.distance[r] = comp.expected_distance();
-        out.median[r] = comp.has_median ? comp.median : std::numeric_limits<T>::quiet_NaN();
-        out.count[r] = comp.count;
-        for (int64_t c = 0; c < C; ++c) out.values[r * C + c] = acc[c];
+        for (int q = 0; q < n_idx; ++q) evals += render_ray(in, out, src, b, idx[q], rays[idx[q]], S, M, ws);
     }
     evaluated += evals;
 }

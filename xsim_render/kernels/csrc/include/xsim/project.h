@@ -44,6 +44,7 @@ struct ProjectParams {
     double margin[2] = {0.0, 0.0};      // added to every rectangle's half-extent
     bool cull = true;                   // skip Gaussians that no ray can meet
     double tolerance = 1e-9;            // time-solve tolerance (s): the reference's, 1e-9 (float64) / 1e-5 (float32)
+    bool seam_bound = false;            // LiDAR: skip the far seam branch where far_branch_clear proves it idle
 };
 
 struct GaussianFootprints {
@@ -52,6 +53,7 @@ struct GaussianFootprints {
     int n_rect = 0;
     bool cone = false;
     bool culled = false;
+    bool far_skipped = false;  // the far seam branch was not solved (far_branch_clear)
     double axis[3];
     double half = 0;
 };
@@ -84,6 +86,71 @@ XS_HD bool unreachable(const ProjectParams& in, Vec3<double> c, double r) {
     }
     double off = angle_between(make_vec3(0.0, 0.0, 1.0), c);
     return off - xasin(r / dist) > in.image_half + 1e-6;
+}
+
+// Phase modeling solves every Gaussian on both seam branches (start and end of the sweep), but the far one
+// (the branch on which the Gaussian's phase lies beyond the sweep) only matters where the Gaussian can reach
+// the seam. True where it provably (a) is valid: every sigma point's Newton solve from the reference's start
+// converges (g' = 1 - T/(2 pi) dphase/deta stays within [1 - q, 1 + q], no branch cut is crossed) and (b) gives
+// a rectangle outside the sweep's phase range; the far UT is then skipped with the reference's outcome (valid,
+// no footprint). `near` is the UT on the near branch (left: branch 0, else 2 pi), c_mid the centre at t_mid.
+// Bounds over a horizon H around t_mid holding every Newton iterate, in the sensor frame: x' = -w' x x' - v',
+// w' = R^T w has a constant component w_par along the spin axis (R turns about w) and |v'| <= v_rel (sensor
+// origin and actor point speeds). Sigma points lie within rho of the centre; |x| changes at most v_rel, the
+// distance rxy to the spin axis at most v_rel + w_perp |x|, so a phase changes at most
+// omega = |w_par| + (v_rel + w_perp |x|) / rxy rad/s, and two sigma points differ by at most asin(rho / rxy).
+XS_HD bool far_branch_clear(const ProjectParams& in, const double* body, const double* motion, Vec3<double> mean,
+                            const double* scale, Vec3<double> c_mid, const UnscentedResult<double>& near, double k,
+                            bool near_left) {
+    if (!near.valid) return false;
+    const LidarModel<double>& lm = in.lidar;
+    const double T = lm.duration, t0 = lm.t_start, t1 = lm.t_end, tm = 0.5 * (t0 + t1);
+    if (!(T > 0) || !(t1 >= t0)) return false;
+    // far root: phase in [2 pi, 3 pi) (right) or [-pi, 0) (left); Newton starts at t1 (right) / t0 (left)
+    const double root_lo = near_left ? t0 + T : t0 - 0.5 * T, root_hi = near_left ? t0 + 1.5 * T : t0;
+    const double start = near_left ? t1 : t0;
+    const double e0 = xmax(xabs(root_lo - start), xabs(root_hi - start));
+    const double H = xmax(xmax(xabs(root_lo - e0 - tm), xabs(root_hi + e0 - tm)), xabs(near.centre_eta - tm));
+    const double rho = xsqrt(3.0) * xmax(scale[0], xmax(scale[1], scale[2])) * (1.0 + 1e-6) + 1e-9;
+    Vec3<double> w = load3(motion + BODY_W);
+    double w_s = norm(w), w_par = 0.0;
+    if (w_s > 0) {
+        double rot[9];
+        Vec3<double> pos;
+        body_pose_at(motion, t0, rot, pos);
+        w_par = xabs(dot(w, make_vec3(rot[2], rot[5], rot[8])));  // constant: the spin axis turns about w
+    }
+    const double w_perp = xsqrt(xmax(w_s * w_s - w_par * w_par, 0.0)) + 1e-12 * w_s;
+    double v_rel = norm(load3(motion + BODY_V)) +
+                   w_s * (motion[BODY_HAS_MOUNT] != 0.0 ? norm(load3(motion + BODY_MOUNT_T)) : 0.0);
+    if (is_body(body)) {
+        double lever_b = body[BODY_HAS_MOUNT] != 0.0 ? norm(load3(body + BODY_MOUNT_T)) : 0.0;
+        v_rel += norm(load3(body + BODY_V)) + norm(load3(body + BODY_W)) * (norm(mean) + rho + lever_b);
+    }
+    v_rel = v_rel * (1 + 1e-9) + 1e-12;
+    const double dist = norm(c_mid) + rho + v_rel * H;  // every sigma point, whole horizon
+    const double rxy = xsqrt(c_mid.x * c_mid.x + c_mid.y * c_mid.y) - rho - (v_rel + w_perp * dist) * H;
+    if (!(rxy > 1e-6 + 1e-6 * dist)) return false;
+    const double omega = (w_par + (v_rel + w_perp * dist) / rxy) * (1 + 1e-9);
+    const double q = omega * T / (2 * PI);
+    if (!(q < 0.2)) return false;
+    // Newton error factor per step <= 2q / (1 - q); the reference's `converged` needs |g| < tolerance
+    const double factor = 2 * q / (1 - q);
+    double err = e0;
+    for (int i = 0; i < NEWTON_ITERATIONS; ++i) err *= factor;
+    if (!((1 + q) * err < 0.5 * in.tolerance)) return false;
+    const double spread = xasin(xmin(rho / (rxy + rho), 1.0));  // two sigma points at one instant
+    const double c0 = near.centre[0];
+    // no branch cut (phase pi mod 2 pi) within reach of any sigma point over the horizon
+    const double reach = spread + omega * (H + xabs(near.centre_eta - tm)) + 1e-9;
+    const double cut_lo = near_left ? -PI : PI, cut_hi = near_left ? PI : 3 * PI;
+    if (!(c0 - reach > cut_lo && c0 + reach < cut_hi)) return false;
+    // the far rectangle: phases within delta + spread' of c0 -+ 2 pi, half-extent <= 1.25 k 2 sqrt(3) spread' + pad
+    // (solves stop within the tolerance of their roots: a phase error below omega tolerance, counted twice)
+    const double delta = omega * T / (1 - q), spread_far = spread / (1 - q);
+    const double extent = EXTENT_SAFETY * k * 2 * xsqrt(3.0) * spread_far + 2 * PI / lm.columns + in.margin[0];
+    const double clearance = delta + spread_far + extent + 4 * omega * in.tolerance + 1e-7;
+    return near_left ? c0 - clearance > 0 : (2 * PI - c0) - clearance > 0;
 }
 
 XS_HD void add_rect(GaussianFootprints& fp, const double* lo, const double* hi, int branch) {
@@ -148,9 +215,10 @@ XS_HD GaussianFootprints footprints_of(const ProjectParams& in, int64_t g) {
         double b[4];
         lm.bounds(b);
         const double pad0 = 2 * PI / lm.columns + in.margin[0], pad1 = 2e-3 + in.margin[1];
+        UnscentedResult<double> ut;
         auto project = [&](double branch, double eta0, double* lo, double* hi) {
             LidarBranch<double> sensor{&lm, branch, t0, t1};
-            UnscentedResult<double> ut = unscented_transform(sensor, body, motion, mean, rot, scale, eta0, tol);
+            ut = unscented_transform(sensor, body, motion, mean, rot, scale, eta0, tol);
             ut_rect(ut, k, pad0, pad1, lo, hi);
             return ut.valid;
         };
@@ -161,10 +229,28 @@ XS_HD GaussianFootprints footprints_of(const ProjectParams& in, int64_t g) {
             failed = failed || !valid_c;
         } else {
             double lo_l[2], hi_l[2], lo_r[2], hi_r[2];
-            bool valid_l = project(0.0, t0, lo_l, hi_l);
-            bool valid_r = project(2 * PI, t1, lo_r, hi_r);
-            bool ok_l = valid_l && intersects(lo_l, hi_l, b) && hi_l[0] - lo_l[0] < 2 * PI;
-            bool ok_r = valid_r && intersects(lo_r, hi_r, b) && hi_r[0] - lo_r[0] < 2 * PI;
+            bool valid_l, valid_r, ok_l, ok_r;
+            // near branch first (the one holding the centre's phase at t_mid); the far one only if it may matter
+            const bool near_left = !in.seam_bound || lm.phase_of(centres[1], PI) < PI;
+            if (near_left) {
+                valid_l = project(0.0, t0, lo_l, hi_l);
+                ok_l = valid_l && intersects(lo_l, hi_l, b) && hi_l[0] - lo_l[0] < 2 * PI;
+                if (in.seam_bound && far_branch_clear(in, body, motion, mean, scale, centres[1], ut, k, true)) {
+                    valid_r = true, ok_r = false, fp.far_skipped = true;
+                } else {
+                    valid_r = project(2 * PI, t1, lo_r, hi_r);
+                    ok_r = valid_r && intersects(lo_r, hi_r, b) && hi_r[0] - lo_r[0] < 2 * PI;
+                }
+            } else {
+                valid_r = project(2 * PI, t1, lo_r, hi_r);
+                ok_r = valid_r && intersects(lo_r, hi_r, b) && hi_r[0] - lo_r[0] < 2 * PI;
+                if (far_branch_clear(in, body, motion, mean, scale, centres[1], ut, k, false)) {
+                    valid_l = true, ok_l = false, fp.far_skipped = true;
+                } else {
+                    valid_l = project(0.0, t0, lo_l, hi_l);
+                    ok_l = valid_l && intersects(lo_l, hi_l, b) && hi_l[0] - lo_l[0] < 2 * PI;
+                }
+            }
             bool valid_c = false, ok_c = false;
             // Algorithm 2 needs the central projection only where neither seam branch sees the Gaussian (and
             // the trust test only where both seam branches failed)

@@ -19,6 +19,8 @@ template <typename T> struct UnscentedResult {
     T cov[3];      // xx, xy, yy
     T distance;    // |x_sensor| of the centre at its observation time (m)
     bool valid;    // every sigma point projects validly and its time solve converged
+    T centre[2];   // image coordinates of the centre (sigma point 0) at its observation time
+    T centre_eta;  // the centre's observation time (s)
 };
 
 // Sigma point i (0: centre; 1..3: +axis; 4..6: -axis) of a Gaussian (mean, rotation row-major, std devs).
@@ -43,6 +45,7 @@ XS_HD UnscentedResult<T> unscented_transform(const Sensor& sensor, const T* body
         SolveResult<T> r = solver.solve(start);
         if (i == 0) {
             out.distance = r.distance;
+            out.centre[0] = r.c0, out.centre[1] = r.c1, out.centre_eta = r.eta;
             T smax = xmax(scale[0], xmax(scale[1], scale[2]));
             T angle = T(2) * xasin(xmin(xsqrt(T(3)) * smax / xmax(r.distance, T(1e-30)), T(1))) + T(0.1);
             if (warm_start && r.valid && sensor.clear_of_cut(r.c0, angle)) start = r.eta;
