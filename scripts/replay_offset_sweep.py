@@ -15,21 +15,11 @@ replay are in the JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from xsim_render.errors import InputError  # noqa: E402
-from xsim_render.io_utils import atomic_write, atomic_write_text  # noqa: E402
-from xsim_render.replay.edits import Edits  # noqa: E402
-from xsim_render.replay.rewrite import ReplayConfig, fps, replay  # noqa: E402
-from xsim_render.replay.validate import COLUMNS, format_table, validate_replay  # noqa: E402
-from xsim_render.synth.validate import _json_safe  # noqa: E402
+from xsim_render.errors import InputError, OutputError
+from xsim_render.replay.sweep import run_sweep, write_sweep
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,41 +37,12 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError:
         print(f"replay_offset_sweep: error: --offsets: expected numbers, got {args.offsets!r}", file=sys.stderr)
         return 2
-    args.out.mkdir(parents=True, exist_ok=True)
-    rig = args.rig or str(args.drive / "rig.yaml")
-    results = []
     try:
-        for d in offsets:
-            out = args.out / f"offset_{d:g}"
-            config = ReplayConfig(args.drive / "bag", str(args.drive / "scene"), rig, out,
-                                  Edits(ego_lateral_offset=d, ramp=args.ramp), backend=args.backend,
-                                  overwrite=True)
-            summary = replay(config)
-            result = validate_replay(summary, args.drive, args.frames)
-            result.update(offset_m=d, wall_s=summary.wall_s, fps=fps(summary),
-                          captures={k: v.captures for k, v in summary.timings.items()})
-            results.append(result)
-            print(f"offset {d:g} m: {summary.wall_s:.1f} s wall", file=sys.stderr)
-    except InputError as err:
+        results = run_sweep(args.drive, args.out, offsets, args.ramp, args.frames, args.rig, args.backend)
+    except (InputError, OutputError) as err:
         print(f"replay_offset_sweep: error: {err}", file=sys.stderr)
         return 2
-    table = format_table(results)
-    print(table)
-    atomic_write_text(args.out / "sweep.md", "```\n" + table + "\n```\n")
-    atomic_write_text(args.out / "sweep.json", json.dumps(_json_safe(results), indent=2))
-    fig, axes = plt.subplots(1, len(COLUMNS), figsize=(4 * len(COLUMNS), 3.4))
-    for ax, (key, title, _) in zip(axes, COLUMNS):
-        for sensor in results[0]["sensors"]:
-            ys = [r["sensors"][sensor].get(key) for r in results]
-            if any(y is not None and y == y for y in ys):
-                ax.plot([r["offset_m"] for r in results], ys, "o-", label=sensor)
-        ax.set_xlabel("ego lateral offset (m)")
-        ax.set_title(title)
-        ax.grid(alpha=0.3)
-        if ax.lines:
-            ax.legend(fontsize=8)
-    fig.tight_layout()
-    atomic_write(args.out / "sweep.png", lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    print(write_sweep(results, args.out))
     print(f"wrote {args.out}/sweep.md, sweep.json, sweep.png")
     return 0
 

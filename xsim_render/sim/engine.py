@@ -163,10 +163,13 @@ class SensorEngine:
         with self.lock:
             if self.last_clock_ns is not None and now_ns < self.last_clock_ns:
                 # states of the old timeline (beyond the new clock) go; states already stamped on the new
-                # timeline (they may arrive before the clock does) stay
+                # timeline (they may arrive before the clock does) stay. A history never mixes the two timelines
+                # (a new-timeline state resets it or is rejected), so one that held any state beyond the limit
+                # holds only old ones: all go (else an old state within the tolerance would refuse the new ones)
                 limit = int(now_ns + self.config.history.future_tolerance * NS)
-                self.ego.drop_after(limit)
-                self.actors.drop_after(limit)
+                for history in (self.ego, self.actors):
+                    if history.drop_after(limit):
+                        history.reset()
                 self.scheduler.reset()
                 reports.append(self._note("history_reset", "warn", f"state history reset: clock jumped backwards "
                                           f"from {self.last_clock_ns / NS:.9f} s to {now_ns / NS:.9f} s"))
