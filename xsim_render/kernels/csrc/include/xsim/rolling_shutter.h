@@ -45,6 +45,7 @@ template <typename T> struct SolveResult {
     T eta;          // observation time (s)
     T distance;     // |x_sensor(eta)| (m)
     bool valid;
+    T slope;        // g'(eta) of the last dual evaluation (a Newton slope for nearby points)
 };
 
 template <typename T, typename Sensor> struct TimeSolver {
@@ -67,25 +68,46 @@ template <typename T, typename Sensor> struct TimeSolver {
     }
 
     XS_HD T residual_value(T eta) const {
-        bool valid;
-        Vec3<T> x = point_in_sensor(body, motion, point, eta);
-        return eta - sensor.time_of_point(x, valid);
+        Vec3<T> x;
+        return residual_value(eta, x);
     }
 
-    // Step 1: returns eta, |g(eta)| (NaN where g is not finite) and g'(eta).
-    XS_HD void newton(T eta0, T& eta, T& res, T& slope, Vec3<T>& at) const {
+    // g(eta) alone and the sensor-frame point at eta
+    XS_HD T residual_value(T eta, Vec3<T>& at) const {
+        bool valid;
+        at = point_in_sensor(body, motion, point, eta);
+        return eta - sensor.time_of_point(at, valid);
+    }
+
+    // Step 1: returns eta, |g(eta)| (NaN where g is not finite) and g'(eta) (of the last dual evaluation).
+    // After the first step every iterate is tested with g alone and g' is computed only where another step is
+    // due (most solves stop at their second evaluation). A finite slope_hint (g' of a nearby point: the UT
+    // centre's, for its sigma points) replaces the first dual evaluation: a chord step. The iterates stop on
+    // the same test |g| < SOLVE_STOP * tolerance, so the outcome is the same root to within the tolerance.
+    XS_HD void newton(T eta0, T& eta, T& res, T& slope, Vec3<T>& at, T slope_hint = T(NAN)) const {
         eta = eta0;
         res = T(NAN);
         slope = T(1);
+        const T stop = T(SOLVE_STOP) * tolerance;
         for (int it = 0; it <= NEWTON_ITERATIONS; ++it) {
             T g, s;
-            residual(eta, g, s, at);
+            if (it == 0 && !xisfinite(slope_hint)) {
+                residual(eta, g, s, at);
+            } else {
+                g = residual_value(eta, at);
+                if (!(xabs(g) >= stop) || it == NEWTON_ITERATIONS) {
+                    res = xabs(g);
+                    break;
+                }
+                if (it == 0) s = slope_hint;
+                else residual(eta, g, s, at);
+            }
             res = xabs(g);
             slope = s;
             if (it == NEWTON_ITERATIONS) break;
             bool usable = xisfinite(s) && xabs(s) > T(MIN_SLOPE);
             T step = usable ? g / s : g;
-            if (!(xabs(g) >= T(SOLVE_STOP) * tolerance) || !xisfinite(step)) break;
+            if (!(xabs(g) >= stop) || !xisfinite(step)) break;
             eta = eta - step;
         }
     }
@@ -124,10 +146,10 @@ template <typename T, typename Sensor> struct TimeSolver {
         }
     }
 
-    XS_HD SolveResult<T> solve(T eta0) const {
+    XS_HD SolveResult<T> solve(T eta0, T slope_hint = T(NAN)) const {
         T eta, res, slope;
         Vec3<T> x;  // the point at the last evaluated eta (no second motion evaluation)
-        newton(eta0, eta, res, slope, x);
+        newton(eta0, eta, res, slope, x, slope_hint);
         T t0 = sensor.t_start, t1 = sensor.t_end;
         if (!(res < tolerance && eta >= t0 && eta <= t1)) {
             T eb, rb, sb;
@@ -141,6 +163,7 @@ template <typename T, typename Sensor> struct TimeSolver {
         out.eta = eta;
         out.distance = norm(x);
         out.valid = valid && converged < tolerance;
+        out.slope = slope;
         return out;
     }
 };

@@ -6,6 +6,8 @@
 // centre's solution (the same root as from eta0, found in fewer Newton steps) when it converged and, for a
 // LiDAR, lies well clear of the branch cut (near the cut a point can have two roots, one at each end of the
 // sweep, and the reference's start eta0 decides which one it gets: there the points start from eta0 too).
+// Warm-started points also take the centre's slope g' for their first Newton step (a chord step: no dual
+// evaluation there; the stopping test on |g| is unchanged, so they converge to the same roots).
 #pragma once
 
 #include "rolling_shutter.h"
@@ -39,16 +41,16 @@ XS_HD UnscentedResult<T> unscented_transform(const Sensor& sensor, const T* body
     T coords[UT_POINTS][2];
     UnscentedResult<T> out;
     out.valid = true;
-    T start = eta0;
+    T start = eta0, hint = T(NAN);
     for (int i = 0; i < UT_POINTS; ++i) {
         TimeSolver<T, Sensor> solver{sensor, body, motion, sigma_point(mean, rot, scale, i), tolerance};
-        SolveResult<T> r = solver.solve(start);
+        SolveResult<T> r = solver.solve(start, hint);
         if (i == 0) {
             out.distance = r.distance;
             out.centre[0] = r.c0, out.centre[1] = r.c1, out.centre_eta = r.eta;
             T smax = xmax(scale[0], xmax(scale[1], scale[2]));
             T angle = T(2) * xasin(xmin(xsqrt(T(3)) * smax / xmax(r.distance, T(1e-30)), T(1))) + T(0.1);
-            if (warm_start && r.valid && sensor.clear_of_cut(r.c0, angle)) start = r.eta;
+            if (warm_start && r.valid && sensor.clear_of_cut(r.c0, angle)) start = r.eta, hint = r.slope;
         }
         out.valid = out.valid && r.valid;
         coords[i][0] = r.valid ? r.c0 : T(0);
