@@ -43,20 +43,10 @@ def bench_rig():
     return Rig([cam, lidar])
 
 
-def raw_messages(path: Path) -> dict[str, list[tuple[int, bytes]]]:
-    from rosbags.highlevel import AnyReader
-
-    out: dict[str, list[tuple[int, bytes]]] = {}
-    with AnyReader([path]) as reader:
-        for conn, log, raw in reader.messages():
-            out.setdefault(conn.topic, []).append((log, bytes(raw)))
-    return out
-
-
 def main(argv: list[str] | None = None) -> int:
     import torch
     import yaml
-    from _replay_bag import tiny_scene, write_bag
+    from _replay_bag import raw_messages, tiny_scene, write_bag
 
     from xsim_render.replay.batch import RayOptions, run_batch
     from xsim_render.replay.edits import Edits

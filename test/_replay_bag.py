@@ -25,6 +25,17 @@ ACTOR_ID = 1
 ACTOR_AT = (12.0, 0.0, 1.0)
 
 
+def raw_messages(path: Path) -> dict[str, list[tuple[int, bytes]]]:
+    """Every message of a bag as (log time ns, serialized bytes) per topic, in bag order."""
+    from rosbags.highlevel import AnyReader
+
+    out: dict[str, list[tuple[int, bytes]]] = {}
+    with AnyReader([path]) as reader:
+        for conn, log, raw in reader.messages():
+            out.setdefault(conn.topic, []).append((log, bytes(raw)))
+    return out
+
+
 def tiny_scene() -> GaussianScene:
     """A wall at y = WALL_Y (x 0..20, z 0..3.5, flat discs facing -y) and a 2 m actor box (id ACTOR_ID)."""
     xs, zs = np.meshgrid(np.arange(-2.0, 22.0, 0.35), np.arange(0.0, 3.6, 0.35))

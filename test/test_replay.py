@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from _replay_bag import ACTOR_ID, WALL_Y, write_assets, write_bag
+from _replay_bag import ACTOR_ID, WALL_Y, raw_messages, write_assets, write_bag
 
 from xsim_render.cli.main import main
 from xsim_render.replay.apply import EditedDrive
@@ -52,16 +52,6 @@ def _replay(world, out: Path, *flags: str) -> int:
     d, scene, rig = world
     return main(["replay", str(d / "in"), "--scene", str(scene), "--rig", str(rig), "--out", str(out), "--quiet",
                  *flags])
-
-
-def raw_messages(path: Path) -> dict[str, list[tuple[int, bytes]]]:
-    from rosbags.highlevel import AnyReader
-
-    out: dict[str, list[tuple[int, bytes]]] = {}
-    with AnyReader([path]) as reader:
-        for conn, log, raw in reader.messages():
-            out.setdefault(conn.topic, []).append((log, bytes(raw)))
-    return out
 
 
 def connections(path: Path) -> dict[str, tuple]:

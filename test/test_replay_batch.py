@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from _replay_bag import write_assets, write_bag
+from _replay_bag import raw_messages, write_assets, write_bag
 
 from xsim_render.cli.main import main
 from xsim_render.replay import batch
@@ -33,16 +33,6 @@ REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST", "OMP_NUM_THREADS": "1",
        "RAY_USAGE_STATS_ENABLED": "0", "RAY_timeout_ms_task_wait_for_death_info": "2000"}
 JOBS = ("good", "corrupt", "killed", "lost")
-
-
-def raw_messages(path: Path) -> dict[str, list[tuple[int, bytes]]]:
-    from rosbags.highlevel import AnyReader
-
-    out: dict[str, list[tuple[int, bytes]]] = {}
-    with AnyReader([path]) as reader:
-        for conn, log, raw in reader.messages():
-            out.setdefault(conn.topic, []).append((log, bytes(raw)))
-    return out
 
 
 def _strays(directory: Path) -> list[str]:
