@@ -13,6 +13,7 @@
 
 #include "xsim/project.h"
 #include "xsim/raster_args.h"
+#include "xsim/sensor_rays.h"
 
 namespace xs {
 namespace bind {
@@ -81,6 +82,38 @@ template <typename T> RasterOutputs<T> raster_outputs(const py::dict& a) {
     out.count = ptr<int32_t*>(a, "out_count");
     out.evaluated = ptr<int64_t*>(a, "out_evaluated");
     return out;
+}
+
+// Ray generation of one capture (sensor_rays.h RayParams): sensor timing, packed motion, directions, outputs.
+template <typename T> RayParams<T> ray_params(const py::dict& a) {
+    RayParams<T> p;
+    p.sensor = static_cast<int>(size(a, "sensor"));
+    p.n_rays = size(a, "n_rays");
+    if (p.sensor == SENSOR_CAMERA) {
+        p.camera.width = static_cast<int>(size(a, "width"));
+        p.camera.height = static_cast<int>(size(a, "height"));
+        p.camera.t_start = T(num(a, "t_start"));  // t_start + offset, summed in double by the caller
+        p.camera.offset = T(0);
+        p.camera.tau_u = T(num(a, "tau_u"));
+        p.camera.tau_v = T(num(a, "tau_v"));
+        if (int64_t(p.camera.width) * p.camera.height != p.n_rays)
+            throw std::invalid_argument("xsim kernels: sensor_rays: width * height != n_rays");
+    } else {
+        p.columns = size(a, "columns");
+        p.t_start = T(num(a, "t_start"));
+        p.columns_times_rate = T(num(a, "columns_times_rate"));
+        if (p.columns <= 0 || p.n_rays % p.columns != 0)
+            throw std::invalid_argument("xsim kernels: sensor_rays: n_rays must be beams * columns");
+    }
+    py::list motion = a["motion"].cast<py::list>();
+    if (motion.size() != size_t(BODY_FIELDS))
+        throw std::invalid_argument("xsim kernels: sensor_rays: motion must hold BODY_FIELDS values");
+    for (int i = 0; i < BODY_FIELDS; ++i) p.motion[i] = T(motion[i].cast<double>());
+    p.dirs_sensor = ptr<const T*>(a, "dirs_sensor");
+    p.origins = ptr<T*>(a, "out_origins");
+    p.directions = ptr<T*>(a, "out_directions");
+    p.times = ptr<T*>(a, "out_times");
+    return p;
 }
 
 // Sensor model, Gaussians, bodies and tiling of the projection stage (tile cones set by the caller).

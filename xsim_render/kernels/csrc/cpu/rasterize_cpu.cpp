@@ -18,6 +18,7 @@
 #include "xsim/hit_list.h"
 #include "xsim/response.h"
 #include "xsim/rigid.h"
+#include "xsim/sensor_rays.h"
 
 namespace xs {
 namespace {
@@ -538,10 +539,8 @@ void sensor_rays_cpu(int64_t n_rays, const T* times, const T* dirs_sensor, const
                      T* directions, int threads) {
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int64_t r = 0; r < n_rays; ++r) {
-        T rot[9];
-        Vec3<T> pos;
-        body_pose_at(motion, times[r], rot, pos);
-        Vec3<T> d = matvec(rot, load3(dirs_sensor + 3 * r));
+        Vec3<T> pos, d;
+        sensor_ray_at(motion, times[r], load3(dirs_sensor + 3 * r), pos, d);
         origins[3 * r] = pos.x, origins[3 * r + 1] = pos.y, origins[3 * r + 2] = pos.z;
         directions[3 * r] = d.x, directions[3 * r + 1] = d.y, directions[3 * r + 2] = d.z;
     }

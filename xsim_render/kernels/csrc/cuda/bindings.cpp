@@ -45,33 +45,7 @@ void rasterize(const py::dict& a) {
 // Rays of one capture on the device (sensor_rays.h): camera (rolling-shutter pixel times) or LiDAR (firing
 // times); the sensor motion comes by value (a list of BODY_FIELDS floats), the rest as device pointers.
 template <typename T> void sensor_rays_typed(const py::dict& a) {
-    xs::cuda::RayParams<T> p;
-    p.sensor = static_cast<int>(size(a, "sensor"));
-    p.n_rays = size(a, "n_rays");
-    if (p.sensor == xs::SENSOR_CAMERA) {
-        p.camera.width = static_cast<int>(size(a, "width"));
-        p.camera.height = static_cast<int>(size(a, "height"));
-        p.camera.t_start = T(num(a, "t_start"));  // t_start + offset, summed in double by the caller
-        p.camera.offset = T(0);
-        p.camera.tau_u = T(num(a, "tau_u"));
-        p.camera.tau_v = T(num(a, "tau_v"));
-        if (int64_t(p.camera.width) * p.camera.height != p.n_rays)
-            throw std::invalid_argument("xsim cuda kernels: sensor_rays: width * height != n_rays");
-    } else {
-        p.columns = size(a, "columns");
-        p.t_start = T(num(a, "t_start"));
-        p.columns_times_rate = T(num(a, "columns_times_rate"));
-        if (p.columns <= 0 || p.n_rays % p.columns != 0)
-            throw std::invalid_argument("xsim cuda kernels: sensor_rays: n_rays must be beams * columns");
-    }
-    py::list motion = a["motion"].cast<py::list>();
-    if (motion.size() != size_t(xs::BODY_FIELDS))
-        throw std::invalid_argument("xsim cuda kernels: sensor_rays: motion must hold BODY_FIELDS values");
-    for (int i = 0; i < xs::BODY_FIELDS; ++i) p.motion.v[i] = T(motion[i].cast<double>());
-    p.dirs_sensor = ptr<const T*>(a, "dirs_sensor");
-    p.origins = ptr<T*>(a, "out_origins");
-    p.directions = ptr<T*>(a, "out_directions");
-    p.times = ptr<T*>(a, "out_times");
+    const xs::RayParams<T> p = xs::bind::ray_params<T>(a);
     cudaStream_t s = stream_of(a);
     py::gil_scoped_release release;
     check(xs::cuda::sensor_rays<T>(p, s), "sensor_rays");

@@ -14,18 +14,7 @@ constexpr int THREADS = 256;
 template <typename T> __global__ void sensor_rays_kernel(RayParams<T> p) {
     int64_t r = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
     if (r >= p.n_rays) return;
-    T t;
-    if (p.sensor == SENSOR_CAMERA) {
-        const int64_t w = p.camera.width;
-        t = camera_pixel_time(p.camera, r / w, r % w);
-    } else {
-        t = lidar_firing_time(p.t_start, r % p.columns, p.columns_times_rate);
-    }
-    Vec3<T> o, d;
-    sensor_ray_at(p.motion.v, t, load3(p.dirs_sensor + 3 * r), o, d);
-    p.origins[3 * r] = o.x, p.origins[3 * r + 1] = o.y, p.origins[3 * r + 2] = o.z;
-    p.directions[3 * r] = d.x, p.directions[3 * r + 1] = d.y, p.directions[3 * r + 2] = d.z;
-    p.times[r] = t;
+    write_sensor_ray(p, r);
 }
 
 }  // namespace

@@ -14,32 +14,12 @@
 #include "xsim/project.h"
 #include "xsim/raster_args.h"
 #include "xsim/rigid.h"
+#include "xsim/sensor_rays.h"
 
 namespace xs {
 namespace cuda {
 
-// Packed sensor motion passed by value (no device upload).
-template <typename T> struct PackedMotion {
-    T v[BODY_FIELDS];
-};
-
-// Ray generation of one capture. Camera: ray r = i W + j (row-major pixels), times from `camera` (its t_start
-// already holding t_start + offset, offset 0). LiDAR: ray r = b N + c (beams in rig order), firing times
-// t_start + (c + 0.5) / columns_times_rate. dirs_sensor (R,3) unit sensor-frame directions on the device.
-template <typename T> struct RayParams {
-    int sensor = 0;  // SENSOR_CAMERA / SENSOR_LIDAR (project.h)
-    int64_t n_rays = 0;
-    CameraModel<T> camera;
-    int64_t columns = 1;
-    T t_start = 0;
-    T columns_times_rate = 1;
-    PackedMotion<T> motion;
-    const T* dirs_sensor = nullptr;
-    T* origins = nullptr;     // (R,3) out
-    T* directions = nullptr;  // (R,3) out
-    T* times = nullptr;       // (R,) out
-};
-
+// write_sensor_ray (sensor_rays.h) for every ray of params, one thread per ray; pointers in device memory.
 template <typename T> cudaError_t sensor_rays(const RayParams<T>& params, cudaStream_t stream);
 
 template <typename T>

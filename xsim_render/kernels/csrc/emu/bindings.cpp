@@ -27,43 +27,9 @@ using xs::bind::ptr;
 using xs::bind::size;
 
 template <typename T> void sensor_rays_typed(const py::dict& a) {
-    const int sensor = static_cast<int>(size(a, "sensor"));
-    const int64_t n = size(a, "n_rays");
-    xs::CameraModel<T> cam;
-    int64_t columns = 1;
-    T t_start = 0, rate = 1;
-    if (sensor == xs::SENSOR_CAMERA) {
-        cam.width = static_cast<int>(size(a, "width"));
-        cam.height = static_cast<int>(size(a, "height"));
-        cam.t_start = T(num(a, "t_start"));
-        cam.offset = T(0);
-        cam.tau_u = T(num(a, "tau_u"));
-        cam.tau_v = T(num(a, "tau_v"));
-        if (int64_t(cam.width) * cam.height != n) throw std::invalid_argument("sensor_rays: width * height != n_rays");
-    } else {
-        columns = size(a, "columns");
-        t_start = T(num(a, "t_start"));
-        rate = T(num(a, "columns_times_rate"));
-        if (columns <= 0 || n % columns != 0) throw std::invalid_argument("sensor_rays: n_rays != beams * columns");
-    }
-    py::list values = a["motion"].cast<py::list>();
-    if (values.size() != size_t(xs::BODY_FIELDS)) throw std::invalid_argument("sensor_rays: motion size");
-    T motion[xs::BODY_FIELDS];
-    for (int i = 0; i < xs::BODY_FIELDS; ++i) motion[i] = T(values[i].cast<double>());
-    const T* dirs = ptr<const T*>(a, "dirs_sensor");
-    T* origins = ptr<T*>(a, "out_origins");
-    T* directions = ptr<T*>(a, "out_directions");
-    T* times = ptr<T*>(a, "out_times");
+    const xs::RayParams<T> p = xs::bind::ray_params<T>(a);
     ptr<void*>(a, "stream");
-    for (int64_t r = 0; r < n; ++r) {
-        T t = sensor == xs::SENSOR_CAMERA ? xs::camera_pixel_time(cam, r / cam.width, r % cam.width)
-                                          : xs::lidar_firing_time(t_start, r % columns, rate);
-        xs::Vec3<T> o, d;
-        xs::sensor_ray_at(motion, t, xs::load3(dirs + 3 * r), o, d);
-        origins[3 * r] = o.x, origins[3 * r + 1] = o.y, origins[3 * r + 2] = o.z;
-        directions[3 * r] = d.x, directions[3 * r + 1] = d.y, directions[3 * r + 2] = d.z;
-        times[r] = t;
-    }
+    for (int64_t r = 0; r < p.n_rays; ++r) xs::write_sensor_ray(p, r);
 }
 
 void sensor_rays(const py::dict& a) {
