@@ -101,13 +101,39 @@ def test_skipping_idle_far_seam_branches_changes_no_footprint(spin, seam, yaw_ra
     with torch.no_grad():
         cap = _capture(scene, lidar, ego, 0.02, None)
         args = (lidar, cap.gaussians, cap.sensor, cap.projection, True, True, True)
-        fast, info = project_and_tile_cpu(*args, seam_bound=True)
-        full, info_full = project_and_tile_cpu(*args, seam_bound=False)
+        fast, info = project_and_tile_cpu(*args, seam_bound=True, centre_bound=False)
+        full, info_full = project_and_tile_cpu(*args, seam_bound=False, centre_bound=False)
     assert info_full["far_skipped"] == 0 and info["far_skipped"] > 0.15 * len(scene)
     assert torch.equal(fast.tile_ids, full.tile_ids) and torch.equal(fast.gaussian_ids, full.gaussian_ids)
     for key in ("gaussian", "lo", "hi", "full", "branch", "cone_axis", "cone_half_angle"):
         assert torch.equal(info[key], info_full[key]), key
     assert int((info["branch"] != 0).sum()) > 20, "some Gaussians lie on the seam (both branches solved)"
+
+
+@pytest.mark.parametrize("dtype", [F64, F32])
+@pytest.mark.parametrize("spin,seam,yaw_rate", [("ccw", 2.5, 0.8), ("cw", 0.3, -3.0)])
+def test_centre_solves_from_the_predicted_root_reach_the_reference_root(spin, seam, yaw_rate, dtype):
+    """Starting a centre's time solve at its predicted root (project.h centre_start, where proven) instead of at
+    the reference's start gives the same footprints to within the solve tolerance and the same tile lists."""
+    scene = random_scene(400, seed=53 + (spin == "cw"), centre=(0.0, 0.0, 1.5), spread=(15.0, 15.0, 1.5),
+                         n_actor=60).to(dtype)
+    lidar = lidar_rig(columns=256, spin=spin, seam=seam)
+    ego = RigidMotion.from_values((0.0, 0.0, 0.0), (1, 0, 0, 0), (12.0, 1.5, 0.0), (0.0, 0.0, yaw_rate))
+    with torch.no_grad():
+        cap = _capture(scene, lidar, ego, 0.02, None)
+        args = (lidar, cap.gaussians, cap.sensor, cap.projection, True, True, True)
+        warm, info = project_and_tile_cpu(*args, centre_bound=True)
+        cold, info_cold = project_and_tile_cpu(*args, centre_bound=False)
+    assert torch.equal(warm.tile_ids, cold.tile_ids) and torch.equal(warm.gaussian_ids, cold.gaussian_ids)
+    for key in ("gaussian", "full", "branch"):
+        assert torch.equal(info[key], info_cold[key]), key
+    # roots agree to within the solve's stopping test (1e-11 s / 1e-7 s): phases and elevations to far less than
+    # the 1e-5 rad tile margin
+    tol = 1e-9 if dtype == F64 else 2e-6
+    torch.testing.assert_close(info["lo"], info_cold["lo"], rtol=0, atol=tol)
+    torch.testing.assert_close(info["hi"], info_cold["hi"], rtol=0, atol=tol)
+    finite = torch.isfinite(info["lo"])
+    assert float((info["lo"] - info_cold["lo"])[finite].abs().max()) > 0, "the warm start must have been taken"
 
 
 def test_far_gaussians_outside_the_fan_are_skipped_and_matter_nowhere():

@@ -109,13 +109,15 @@ def pack_motion(motion: RigidMotion) -> Tensor:
 
 def project_and_tile_cpu(spec: CameraSpec | LidarSpec, gaussians: GaussianFrames, sensor: RigidMotion,
                          projection: CameraProjection | LidarProjection, phase_modeling: bool = True,
-                         cull: bool = True, keep_footprints: bool = False, seam_bound: bool = True
-                         ) -> tuple[TileAssignment, dict]:
+                         cull: bool = True, keep_footprints: bool = False, seam_bound: bool = True,
+                         centre_bound: bool = True) -> tuple[TileAssignment, dict]:
     """TileAssignment of a capture (the reference's project_gaussians + camera_tiles / lidar_tiles) and a dict
     of statistics (culled, cones, far_skipped) and, with keep_footprints, the footprints (gaussian, lo, hi, full,
     branch, cone_axis, cone_half_angle) and tile cones (tile_axis, tile_half). far_skipped counts the LiDAR
     Gaussians whose far seam branch was proven idle and not solved (project.h far_branch_clear); seam_bound=False
-    solves every branch (the same footprints, slower: for tests)."""
+    solves every branch (the same footprints, slower: for tests). centre_bound=False starts every LiDAR centre time
+    solve at the reference's start instead of the predicted root where project.h centre_start proves both reach
+    the same root (footprints equal to within the solve tolerance: for tests)."""
     ext = build.load("cpu")
     lidar = isinstance(spec, LidarSpec)
     ray_tile, tiles_x, tiles_y = lidar_ray_tile(spec) if lidar else camera_ray_tile(spec)
@@ -143,6 +145,7 @@ def project_and_tile_cpu(spec: CameraSpec | LidarSpec, gaussians: GaussianFrames
         "margin1": margin[1], "cull": bool(cull),
         "tolerance": 1e-9 if gaussians.means.dtype == F64 else 1e-5, "keep_footprints": bool(keep_footprints),
         "threads": torch.get_num_threads(), "seam_bound": bool(seam_bound),
+        "centre_bound": bool(centre_bound),
     })
     out = ext.project(args)
     assignment = TileAssignment(ray_tile, torch.from_numpy(out.pop("tile_ids")),

@@ -51,9 +51,17 @@ template <typename T> struct CameraModel {
     // Capture time of a sensor-frame point's pixel (what the rolling-shutter residual needs).
     template <typename S> XS_HD S time_of_point(Vec3<S> p, bool& valid) const {
         S u, v;
+        return time_of_point(p, valid, u, v);
+    }
+
+    // The same, also returning the pixel it came from.
+    template <typename S> XS_HD S time_of_point(Vec3<S> p, bool& valid, S& u, S& v) const {
         valid = project(p, u, v);
         return time_of(u, v);
     }
+
+    // Rest of project() after time_of_point(p, valid, u, v): nothing (u and v are known).
+    XS_HD bool finish_projection(Vec3<T>, T&, T&, bool valid) const { return valid; }
 
     template <typename S> XS_HD bool opencv_normalized(Vec3<S> p, S& xd, S& yd) const {
         bool front = p.z > S(0);

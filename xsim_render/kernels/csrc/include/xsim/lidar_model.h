@@ -23,12 +23,9 @@ template <typename T> struct LidarModel {
     }
 
     template <typename S> XS_HD bool project(Vec3<S> p, T branch, S& phase, S& elevation) const {
-        S rxy2 = p.x * p.x + p.y * p.y;
-        S r = xsqrt(rxy2 + p.z * p.z);
         phase = phase_of(p, branch);
-        S rs = r > S(T(1e-30)) ? r : S(T(1e-30));
-        elevation = xasin(xclamp(p.z / rs, T(-1), T(1)));
-        return rxy2 > S(T(1e-18));
+        elevation = elevation_of(p);
+        return p.x * p.x + p.y * p.y > S(T(1e-18));
     }
 
     template <typename S> XS_HD S time_of(S phase) const {
@@ -36,8 +33,22 @@ template <typename T> struct LidarModel {
     }
 
     template <typename S> XS_HD S time_of_point(Vec3<S> p, T branch, bool& valid) const {
+        S phase;
+        return time_of_point(p, branch, valid, phase);
+    }
+
+    // The same, also returning the phase it came from (the first image coordinate).
+    template <typename S> XS_HD S time_of_point(Vec3<S> p, T branch, bool& valid, S& phase) const {
         valid = p.x * p.x + p.y * p.y > S(T(1e-18));
-        return time_of(phase_of(p, branch));
+        phase = phase_of(p, branch);
+        return time_of(phase);
+    }
+
+    // Elevation of a point whose phase is known (the rest of project()).
+    template <typename S> XS_HD S elevation_of(Vec3<S> p) const {
+        S r = xsqrt(p.x * p.x + p.y * p.y + p.z * p.z);
+        S rs = r > S(T(1e-30)) ? r : S(T(1e-30));
+        return xasin(xclamp(p.z / rs, T(-1), T(1)));
     }
 
     // (phase0, phase1, elevation0, elevation1) (LidarProjection.bounds).

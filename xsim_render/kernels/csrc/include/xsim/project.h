@@ -45,6 +45,7 @@ struct ProjectParams {
     bool cull = true;                   // skip Gaussians that no ray can meet
     double tolerance = 1e-9;            // time-solve tolerance (s): the reference's, 1e-9 (float64) / 1e-5 (float32)
     bool seam_bound = false;            // LiDAR: skip the far seam branch where far_branch_clear proves it idle
+    bool centre_bound = false;          // LiDAR: start centre solves where centre_start proves it equivalent
 };
 
 struct GaussianFootprints {
@@ -88,17 +89,55 @@ XS_HD bool unreachable(const ProjectParams& in, Vec3<double> c, double r) {
     return off - xasin(r / dist) > in.image_half + 1e-6;
 }
 
+// Bounds over a horizon H around t_mid, in the sensor frame: x' = -w' x x' - v', w' = R^T w has a constant
+// component w_par along the spin axis (R turns about w) and |v'| <= v_rel (sensor origin and actor point speeds).
+// For points within rho of the centre (c_mid at t_mid): |x| changes at most v_rel, the distance rxy to the spin
+// axis at most v_rel + w_perp |x|, so a phase changes at most omega = |w_par| + (v_rel + w_perp |x|) / rxy rad/s.
+// Returns false where no bound holds (the points may come near the spin axis); rxy: the least distance to it.
+XS_HD bool phase_rate_bound(const ProjectParams& in, const double* body, const double* motion, Vec3<double> mean,
+                            double rho, Vec3<double> c_mid, double H, double& omega, double& rxy) {
+    Vec3<double> w = load3(motion + BODY_W);
+    double w_s = norm(w), w_par = 0.0;
+    if (w_s > 0) {
+        double rot[9];
+        Vec3<double> pos;
+        body_pose_at(motion, in.lidar.t_start, rot, pos);
+        w_par = xabs(dot(w, make_vec3(rot[2], rot[5], rot[8])));  // constant: the spin axis turns about w
+    }
+    const double w_perp = xsqrt(xmax(w_s * w_s - w_par * w_par, 0.0)) + 1e-12 * w_s;
+    double v_rel = norm(load3(motion + BODY_V)) +
+                   w_s * (motion[BODY_HAS_MOUNT] != 0.0 ? norm(load3(motion + BODY_MOUNT_T)) : 0.0);
+    if (is_body(body)) {
+        double lever_b = body[BODY_HAS_MOUNT] != 0.0 ? norm(load3(body + BODY_MOUNT_T)) : 0.0;
+        v_rel += norm(load3(body + BODY_V)) + norm(load3(body + BODY_W)) * (norm(mean) + rho + lever_b);
+    }
+    v_rel = v_rel * (1 + 1e-9) + 1e-12;
+    const double dist = norm(c_mid) + rho + v_rel * H;  // every point, whole horizon
+    rxy = xsqrt(c_mid.x * c_mid.x + c_mid.y * c_mid.y) - rho - (v_rel + w_perp * dist) * H;
+    if (!(rxy > 1e-6 + 1e-6 * dist)) return false;
+    omega = (w_par + (v_rel + w_perp * dist) / rxy) * (1 + 1e-9);
+    return true;
+}
+
+// Newton on g with g' within [1 - q, 1 + q] over a horizon holding the root and every iterate contracts by
+// 2q / (1 - q) per step; true where q < 0.2 and e0 (the start's distance to the root) shrinks below half the
+// tolerance within the reference's iterations (the reference's `converged` needs |g| < tolerance).
+XS_HD bool newton_contracts(double q, double e0, double tolerance) {
+    if (!(q < 0.2)) return false;
+    const double factor = 2 * q / (1 - q);
+    double err = e0;
+    for (int i = 0; i < NEWTON_ITERATIONS; ++i) err *= factor;
+    return (1 + q) * err < 0.5 * tolerance;
+}
+
 // Phase modeling solves every Gaussian on both seam branches (start and end of the sweep), but the far one
 // (the branch on which the Gaussian's phase lies beyond the sweep) only matters where the Gaussian can reach
 // the seam. True where it provably (a) is valid: every sigma point's Newton solve from the reference's start
 // converges (g' = 1 - T/(2 pi) dphase/deta stays within [1 - q, 1 + q], no branch cut is crossed) and (b) gives
 // a rectangle outside the sweep's phase range; the far UT is then skipped with the reference's outcome (valid,
 // no footprint). `near` is the UT on the near branch (left: branch 0, else 2 pi), c_mid the centre at t_mid.
-// Bounds over a horizon H around t_mid holding every Newton iterate, in the sensor frame: x' = -w' x x' - v',
-// w' = R^T w has a constant component w_par along the spin axis (R turns about w) and |v'| <= v_rel (sensor
-// origin and actor point speeds). Sigma points lie within rho of the centre; |x| changes at most v_rel, the
-// distance rxy to the spin axis at most v_rel + w_perp |x|, so a phase changes at most
-// omega = |w_par| + (v_rel + w_perp |x|) / rxy rad/s, and two sigma points differ by at most asin(rho / rxy).
+// The horizon H around t_mid holds every Newton iterate (phase_rate_bound); sigma points lie within rho of the
+// centre, and two of them differ by at most asin(rho / rxy) in phase.
 XS_HD bool far_branch_clear(const ProjectParams& in, const double* body, const double* motion, Vec3<double> mean,
                             const double* scale, Vec3<double> c_mid, const UnscentedResult<double>& near, double k,
                             bool near_left) {
@@ -112,33 +151,10 @@ XS_HD bool far_branch_clear(const ProjectParams& in, const double* body, const d
     const double e0 = xmax(xabs(root_lo - start), xabs(root_hi - start));
     const double H = xmax(xmax(xabs(root_lo - e0 - tm), xabs(root_hi + e0 - tm)), xabs(near.centre_eta - tm));
     const double rho = xsqrt(3.0) * xmax(scale[0], xmax(scale[1], scale[2])) * (1.0 + 1e-6) + 1e-9;
-    Vec3<double> w = load3(motion + BODY_W);
-    double w_s = norm(w), w_par = 0.0;
-    if (w_s > 0) {
-        double rot[9];
-        Vec3<double> pos;
-        body_pose_at(motion, t0, rot, pos);
-        w_par = xabs(dot(w, make_vec3(rot[2], rot[5], rot[8])));  // constant: the spin axis turns about w
-    }
-    const double w_perp = xsqrt(xmax(w_s * w_s - w_par * w_par, 0.0)) + 1e-12 * w_s;
-    double v_rel = norm(load3(motion + BODY_V)) +
-                   w_s * (motion[BODY_HAS_MOUNT] != 0.0 ? norm(load3(motion + BODY_MOUNT_T)) : 0.0);
-    if (is_body(body)) {
-        double lever_b = body[BODY_HAS_MOUNT] != 0.0 ? norm(load3(body + BODY_MOUNT_T)) : 0.0;
-        v_rel += norm(load3(body + BODY_V)) + norm(load3(body + BODY_W)) * (norm(mean) + rho + lever_b);
-    }
-    v_rel = v_rel * (1 + 1e-9) + 1e-12;
-    const double dist = norm(c_mid) + rho + v_rel * H;  // every sigma point, whole horizon
-    const double rxy = xsqrt(c_mid.x * c_mid.x + c_mid.y * c_mid.y) - rho - (v_rel + w_perp * dist) * H;
-    if (!(rxy > 1e-6 + 1e-6 * dist)) return false;
-    const double omega = (w_par + (v_rel + w_perp * dist) / rxy) * (1 + 1e-9);
+    double omega, rxy;
+    if (!phase_rate_bound(in, body, motion, mean, rho, c_mid, H, omega, rxy)) return false;
     const double q = omega * T / (2 * PI);
-    if (!(q < 0.2)) return false;
-    // Newton error factor per step <= 2q / (1 - q); the reference's `converged` needs |g| < tolerance
-    const double factor = 2 * q / (1 - q);
-    double err = e0;
-    for (int i = 0; i < NEWTON_ITERATIONS; ++i) err *= factor;
-    if (!((1 + q) * err < 0.5 * in.tolerance)) return false;
+    if (!newton_contracts(q, e0, in.tolerance)) return false;
     const double spread = xasin(xmin(rho / (rxy + rho), 1.0));  // two sigma points at one instant
     const double c0 = near.centre[0];
     // no branch cut (phase pi mod 2 pi) within reach of any sigma point over the horizon
@@ -151,6 +167,27 @@ XS_HD bool far_branch_clear(const ProjectParams& in, const double* body, const d
     const double extent = EXTENT_SAFETY * k * 2 * xsqrt(3.0) * spread_far + 2 * PI / lm.columns + in.margin[0];
     const double clearance = delta + spread_far + extent + 4 * omega * in.tolerance + 1e-7;
     return near_left ? c0 - clearance > 0 : (2 * PI - c0) - clearance > 0;
+}
+
+// Start for the centre's time solve on `branch` that reaches the same root as the reference's start `start`
+// (returned unchanged where that is not proven). Every root on the branch lies in [tau(branch - pi),
+// tau(branch + pi)] (width T, holding `start`); where the centre's phase provably stays clear of the branch's
+// cut and g' within [1 - q, 1 + q] over that range widened by T (phase_rate_bound), g has exactly one root there
+// and Newton from any start in the range converges to it within the reference's iterations: from the root's
+// prediction tau(phase at t_mid) it takes one or two steps instead of three or four from the sweep's end.
+XS_HD double centre_start(const ProjectParams& in, const double* body, const double* motion, Vec3<double> mean,
+                          Vec3<double> c_mid, double branch, double start) {
+    const LidarModel<double>& lm = in.lidar;
+    const double T = lm.duration, t0 = lm.t_start, t1 = lm.t_end, tm = 0.5 * (t0 + t1);
+    if (!(T > 0) || !(t1 >= t0)) return start;
+    const double root_lo = lm.time_of(branch - PI), root_hi = lm.time_of(branch + PI), e0 = root_hi - root_lo;
+    const double H = xmax(xabs(root_lo - e0 - tm), xabs(root_hi + e0 - tm));
+    double omega, rxy;
+    if (!phase_rate_bound(in, body, motion, mean, 0.0, c_mid, H, omega, rxy)) return start;
+    if (!newton_contracts(omega * T / (2 * PI), e0, in.tolerance)) return start;
+    const double phase = lm.phase_of(c_mid, branch), reach = omega * H + 1e-9;
+    if (!(phase - reach > branch - PI && phase + reach < branch + PI)) return start;
+    return xclamp(lm.time_of(phase), root_lo, root_hi);
 }
 
 XS_HD void add_rect(GaussianFootprints& fp, const double* lo, const double* hi, int branch) {
@@ -218,7 +255,8 @@ XS_HD GaussianFootprints footprints_of(const ProjectParams& in, int64_t g) {
         UnscentedResult<double> ut;
         auto project = [&](double branch, double eta0, double* lo, double* hi) {
             LidarBranch<double> sensor{&lm, branch, t0, t1};
-            ut = unscented_transform(sensor, body, motion, mean, rot, scale, eta0, tol);
+            const double from = in.centre_bound ? centre_start(in, body, motion, mean, centres[1], branch, eta0) : eta0;
+            ut = unscented_transform(sensor, body, motion, mean, rot, scale, eta0, tol, true, from);
             ut_rect(ut, k, pad0, pad1, lo, hi);
             return ut.valid;
         };

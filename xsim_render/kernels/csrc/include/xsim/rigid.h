@@ -123,6 +123,21 @@ template <typename T, typename S> XS_HD Vec3<S> world_to_body(const T* body, Vec
     return y;
 }
 
+// Body-frame direction -> sensor frame at time t: the linear part of point_in_sensor (a point x + d of the body is
+// seen at point_in_sensor(x) + direction_in_sensor(d)).
+template <typename T> XS_HD Vec3<T> direction_in_sensor(const T* body, const T* sensor, Vec3<T> d, T t) {
+    Vec3<T> y = d;
+    if (body && body[BODY_KIND] != T(0)) {
+        if (body[BODY_HAS_MOUNT] != T(0)) y = matvec(body + BODY_MOUNT_R, y);
+        y = so3_rotate((t - body[BODY_T0]) * load3(body + BODY_W), matvec(body + BODY_R0, y));
+    }
+    if (sensor[BODY_KIND] != T(0)) {
+        y = matTvec(sensor + BODY_R0, so3_rotate(-(t - sensor[BODY_T0]) * load3(sensor + BODY_W), y));
+        if (sensor[BODY_HAS_MOUNT] != T(0)) y = matTvec(sensor + BODY_MOUNT_R, y);
+    }
+    return y;
+}
+
 // Sensor-frame position at time t of a point fixed in `body` (world if body is null): point_in_sensor.
 template <typename T, typename S>
 XS_HD Vec3<S> point_in_sensor(const T* body, const T* sensor, Vec3<S> x, S t) {

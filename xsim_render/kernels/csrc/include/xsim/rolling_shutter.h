@@ -30,6 +30,15 @@ template <typename T> struct LidarBranch {
     template <typename S> XS_HD S time_of_point(Vec3<S> p, bool& valid) const {
         return model->time_of_point(p, branch, valid);
     }
+    // the time and the coordinates computed on the way (the phase; the elevation is left to finish_projection)
+    template <typename S> XS_HD S time_of_point(Vec3<S> p, bool& valid, S& phase, S&) const {
+        return model->time_of_point(p, branch, valid, phase);
+    }
+    // the rest of project() after time_of_point(p, valid, phase, elevation)
+    XS_HD bool finish_projection(Vec3<T> p, T&, T& elevation, bool valid) const {
+        elevation = model->elevation_of(p);
+        return valid;
+    }
     template <typename S> XS_HD bool project(Vec3<S> p, S& phase, S& elevation) const {
         return model->project(p, branch, phase, elevation);
     }
@@ -46,6 +55,16 @@ template <typename T> struct SolveResult {
     T distance;     // |x_sensor(eta)| (m)
     bool valid;
     T slope;        // g'(eta) of the last dual evaluation (a Newton slope for nearby points)
+    Vec3<T> at;     // x_sensor(eta)
+};
+
+// What one residual evaluation saw: the sensor-frame point, g, and the image coordinates computed on the way
+// (sensors fill what their time needs: a camera both, a LiDAR the phase; finish_projection adds the rest).
+template <typename T> struct Seen {
+    Vec3<T> at;
+    T g = T(NAN);
+    T c0 = T(0), c1 = T(0);
+    bool valid = false;
 };
 
 template <typename T, typename Sensor> struct TimeSolver {
@@ -55,53 +74,57 @@ template <typename T, typename Sensor> struct TimeSolver {
     Vec3<T> point;        // in the body's frame
     T tolerance;
 
-    // g(eta), g'(eta) and the sensor-frame point at eta
-    XS_HD void residual(T eta, T& g, T& slope, Vec3<T>& at) const {
+    // g(eta), g'(eta) and what the evaluation saw
+    XS_HD void residual(T eta, T& slope, Seen<T>& seen) const {
         using D = Dual<T>;
-        bool valid;
-        D e(eta, T(1));
+        D e(eta, T(1)), c0, c1;
         Vec3<D> x = point_in_sensor(body, motion, cast3<D>(point), e);
-        D r = e - sensor.time_of_point(x, valid);
-        g = r.v;
+        D r = e - sensor.time_of_point(x, seen.valid, c0, c1);
+        seen.g = r.v;
         slope = r.d;
-        at = make_vec3(x.x.v, x.y.v, x.z.v);
+        seen.at = make_vec3(x.x.v, x.y.v, x.z.v);
+        seen.c0 = c0.v, seen.c1 = c1.v;
     }
 
+    // g(eta) alone
     XS_HD T residual_value(T eta) const {
-        Vec3<T> x;
-        return residual_value(eta, x);
+        Seen<T> seen;
+        return residual_value(eta, seen);
     }
 
-    // g(eta) alone and the sensor-frame point at eta
-    XS_HD T residual_value(T eta, Vec3<T>& at) const {
-        bool valid;
-        at = point_in_sensor(body, motion, point, eta);
-        return eta - sensor.time_of_point(at, valid);
+    XS_HD T residual_value(T eta, Seen<T>& seen) const {
+        seen.at = point_in_sensor(body, motion, point, eta);
+        seen.g = eta - sensor.time_of_point(seen.at, seen.valid, seen.c0, seen.c1);
+        return seen.g;
     }
 
-    // Step 1: returns eta, |g(eta)| (NaN where g is not finite) and g'(eta) (of the last dual evaluation).
-    // After the first step every iterate is tested with g alone and g' is computed only where another step is
-    // due (most solves stop at their second evaluation). A finite slope_hint (g' of a nearby point: the UT
-    // centre's, for its sigma points) replaces the first dual evaluation: a chord step. The iterates stop on
-    // the same test |g| < SOLVE_STOP * tolerance, so the outcome is the same root to within the tolerance.
-    XS_HD void newton(T eta0, T& eta, T& res, T& slope, Vec3<T>& at, T slope_hint = T(NAN)) const {
+    // Step 1: returns eta, |g(eta)| (NaN where g is not finite), g'(eta) (of the last dual evaluation) and what
+    // the evaluation at eta saw. After the first step every iterate is tested with g alone and g' is computed
+    // only where another step is due (most solves stop at their second evaluation). A finite slope_hint (g' of
+    // a nearby point: the UT centre's, for its sigma points) replaces the first dual evaluation: a chord step;
+    // `first` (optional) is the evaluation at eta0 itself, computed by the caller. The iterates stop on the same
+    // test |g| < SOLVE_STOP * tolerance, so the outcome is the same root to within the tolerance.
+    XS_HD void newton(T eta0, T& eta, T& res, T& slope, Seen<T>& seen, T slope_hint = T(NAN),
+                      const Seen<T>* first = nullptr) const {
         eta = eta0;
         res = T(NAN);
         slope = T(1);
         const T stop = T(SOLVE_STOP) * tolerance;
         for (int it = 0; it <= NEWTON_ITERATIONS; ++it) {
-            T g, s;
+            T s;
             if (it == 0 && !xisfinite(slope_hint)) {
-                residual(eta, g, s, at);
+                residual(eta, s, seen);
             } else {
-                g = residual_value(eta, at);
-                if (!(xabs(g) >= stop) || it == NEWTON_ITERATIONS) {
-                    res = xabs(g);
+                if (it == 0 && first) seen = *first;
+                else residual_value(eta, seen);
+                if (!(xabs(seen.g) >= stop) || it == NEWTON_ITERATIONS) {
+                    res = xabs(seen.g);
                     break;
                 }
                 if (it == 0) s = slope_hint;
-                else residual(eta, g, s, at);
+                else residual(eta, s, seen);
             }
+            const T g = seen.g;
             res = xabs(g);
             slope = s;
             if (it == NEWTON_ITERATIONS) break;
@@ -113,7 +136,7 @@ template <typename T, typename Sensor> struct TimeSolver {
     }
 
     // Step 2 on [t0, t1]; res = NaN where g does not change sign over it.
-    XS_HD void bracketed(T t0, T t1, T& eta, T& res, T& slope, Vec3<T>& at) const {
+    XS_HD void bracketed(T t0, T t1, T& eta, T& res, T& slope, Seen<T>& seen) const {
         eta = t0;
         res = T(NAN);
         slope = T(1);
@@ -127,8 +150,9 @@ template <typename T, typename Sensor> struct TimeSolver {
         T dx_old = xabs(t1 - t0);
         for (int it = 0; it <= BRACKET_ITERATIONS; ++it) {
             eta = e;
-            T g, s;
-            residual(e, g, s, at);
+            T s;
+            residual(e, s, seen);
+            const T g = seen.g;
             res = xabs(g);
             slope = s;
             if (it == BRACKET_ITERATIONS) break;
@@ -146,24 +170,33 @@ template <typename T, typename Sensor> struct TimeSolver {
         }
     }
 
-    XS_HD SolveResult<T> solve(T eta0, T slope_hint = T(NAN)) const {
+    // The whole solve from eta0 (slope_hint, first: see newton); the image coordinates at the root come from the
+    // last evaluation (no second motion or projection evaluation).
+    XS_HD SolveResult<T> solve(T eta0, T slope_hint = T(NAN), const Seen<T>* first = nullptr) const {
         T eta, res, slope;
-        Vec3<T> x;  // the point at the last evaluated eta (no second motion evaluation)
-        newton(eta0, eta, res, slope, x, slope_hint);
+        Seen<T> seen;
+        newton(eta0, eta, res, slope, seen, slope_hint, first);
         T t0 = sensor.t_start, t1 = sensor.t_end;
         if (!(res < tolerance && eta >= t0 && eta <= t1)) {
             T eb, rb, sb;
-            Vec3<T> xb;
-            bracketed(t0, t1, eb, rb, sb, xb);
-            if (rb < tolerance) eta = eb, x = xb;
+            Seen<T> sbk;
+            bracketed(t0, t1, eb, rb, sb, sbk);
+            if (rb < tolerance) eta = eb, seen = sbk;
         }
+        return result(eta, slope, seen);
+    }
+
+    // The solve's outcome at eta from the evaluation there (coordinates, validity, distance).
+    XS_HD SolveResult<T> result(T eta, T slope, const Seen<T>& seen) const {
         SolveResult<T> out;
-        bool valid = sensor.project(x, out.c0, out.c1);
+        out.c0 = seen.c0, out.c1 = seen.c1;
+        bool valid = sensor.finish_projection(seen.at, out.c0, out.c1, seen.valid);
         T converged = xabs(eta - sensor.time_of(out.c0, out.c1));
         out.eta = eta;
-        out.distance = norm(x);
+        out.distance = norm(seen.at);
         out.valid = valid && converged < tolerance;
         out.slope = slope;
+        out.at = seen.at;
         return out;
     }
 };
