@@ -129,6 +129,17 @@ py::dict project(const py::dict& a) {
     return r;
 }
 
+// The kernels' scalar atan2 (common.h xatan2) element-wise over two float64 arrays of one shape (tests).
+py::array_t<double> atan2_kernel(py::array_t<double, py::array::c_style | py::array::forcecast> y,
+                                 py::array_t<double, py::array::c_style | py::array::forcecast> x) {
+    if (y.size() != x.size()) throw std::invalid_argument("atan2: y and x differ in size");
+    py::array_t<double> out(y.size());
+    const double *py_ = y.data(), *px = x.data();
+    double* po = out.mutable_data();
+    for (py::ssize_t i = 0; i < y.size(); ++i) po[i] = xs::xatan2(py_[i], px[i]);
+    return out;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
@@ -137,5 +148,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     m.def("sensor_rays", &sensor_rays, "World ray origins / directions at each ray's time (rasterize_cpu.h)");
     m.def("tile_cones", &tile_cones_py, "Per tile cone of sensor-frame ray directions (project_cpu.h tile_cones)");
     m.def("project", &project, "Footprints and sorted unique (tile, Gaussian) lists (csrc/cpu/project_cpu.h)");
+    m.def("atan2", &atan2_kernel, "The kernels' double-precision atan2 (csrc/include/xsim/common.h), element-wise");
     m.attr("body_fields") = static_cast<int>(xs::BODY_FIELDS);
 }

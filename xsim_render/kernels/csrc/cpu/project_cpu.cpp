@@ -17,9 +17,10 @@ void project_and_tile(const ProjectInputs& in, ProjectOutputs& out) {
     std::vector<GaussianFootprints> fps(n);
     std::vector<int64_t> offset(n + 1, 0);
     int64_t culled = 0, cones = 0, far_skipped = 0;
+    const SensorRates rates = sensor_rates(in, in.sensor_motion);
 #pragma omp parallel for num_threads(in.threads) schedule(dynamic, 256) reduction(+ : culled, cones, far_skipped)
     for (int64_t g = 0; g < n; ++g) {
-        fps[g] = footprints_of(in, g);
+        fps[g] = footprints_of(in, g, &rates);
         offset[g + 1] = count_pairs(in, fps[g]);
         culled += fps[g].culled;
         cones += fps[g].cone;

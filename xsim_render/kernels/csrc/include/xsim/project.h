@@ -93,20 +93,33 @@ XS_HD bool unreachable(const ProjectParams& in, Vec3<double> c, double r) {
 // component w_par along the spin axis (R turns about w) and |v'| <= v_rel (sensor origin and actor point speeds).
 // For points within rho of the centre (c_mid at t_mid): |x| changes at most v_rel, the distance rxy to the spin
 // axis at most v_rel + w_perp |x|, so a phase changes at most omega = |w_par| + (v_rel + w_perp |x|) / rxy rad/s.
-// Returns false where no bound holds (the points may come near the spin axis); rxy: the least distance to it.
-XS_HD bool phase_rate_bound(const ProjectParams& in, const double* body, const double* motion, Vec3<double> mean,
-                            double rho, Vec3<double> c_mid, double H, double& omega, double& rxy) {
+// phase_rate_bound returns false where no bound holds (the points may come near the spin axis); rxy: the least
+// distance to it. SensorRates is the sensor's share of those bounds, the same for every Gaussian of a capture:
+// w_par, w_perp and the speed of the sensor origin (sensor_rates).
+struct SensorRates {
+    double w_par = 0, w_perp = 0, v = 0;
+};
+
+XS_HD SensorRates sensor_rates(const ProjectParams& in, const double* motion) {
+    SensorRates r;
     Vec3<double> w = load3(motion + BODY_W);
-    double w_s = norm(w), w_par = 0.0;
+    const double w_s = norm(w);
     if (w_s > 0) {
         double rot[9];
         Vec3<double> pos;
         body_pose_at(motion, in.lidar.t_start, rot, pos);
-        w_par = xabs(dot(w, make_vec3(rot[2], rot[5], rot[8])));  // constant: the spin axis turns about w
+        r.w_par = xabs(dot(w, make_vec3(rot[2], rot[5], rot[8])));  // constant: the spin axis turns about w
     }
-    const double w_perp = xsqrt(xmax(w_s * w_s - w_par * w_par, 0.0)) + 1e-12 * w_s;
-    double v_rel = norm(load3(motion + BODY_V)) +
-                   w_s * (motion[BODY_HAS_MOUNT] != 0.0 ? norm(load3(motion + BODY_MOUNT_T)) : 0.0);
+    r.w_perp = xsqrt(xmax(w_s * w_s - r.w_par * r.w_par, 0.0)) + 1e-12 * w_s;
+    r.v = norm(load3(motion + BODY_V)) +
+          w_s * (motion[BODY_HAS_MOUNT] != 0.0 ? norm(load3(motion + BODY_MOUNT_T)) : 0.0);
+    return r;
+}
+
+XS_HD bool phase_rate_bound(const SensorRates& sensor, const double* body, Vec3<double> mean, double rho,
+                            Vec3<double> c_mid, double H, double& omega, double& rxy) {
+    const double w_par = sensor.w_par, w_perp = sensor.w_perp;
+    double v_rel = sensor.v;
     if (is_body(body)) {
         double lever_b = body[BODY_HAS_MOUNT] != 0.0 ? norm(load3(body + BODY_MOUNT_T)) : 0.0;
         v_rel += norm(load3(body + BODY_V)) + norm(load3(body + BODY_W)) * (norm(mean) + rho + lever_b);
@@ -138,7 +151,7 @@ XS_HD bool newton_contracts(double q, double e0, double tolerance) {
 // no footprint). `near` is the UT on the near branch (left: branch 0, else 2 pi), c_mid the centre at t_mid.
 // The horizon H around t_mid holds every Newton iterate (phase_rate_bound); sigma points lie within rho of the
 // centre, and two of them differ by at most asin(rho / rxy) in phase.
-XS_HD bool far_branch_clear(const ProjectParams& in, const double* body, const double* motion, Vec3<double> mean,
+XS_HD bool far_branch_clear(const ProjectParams& in, const SensorRates& rates, const double* body, Vec3<double> mean,
                             const double* scale, Vec3<double> c_mid, const UnscentedResult<double>& near, double k,
                             bool near_left) {
     if (!near.valid) return false;
@@ -152,7 +165,7 @@ XS_HD bool far_branch_clear(const ProjectParams& in, const double* body, const d
     const double H = xmax(xmax(xabs(root_lo - e0 - tm), xabs(root_hi + e0 - tm)), xabs(near.centre_eta - tm));
     const double rho = xsqrt(3.0) * xmax(scale[0], xmax(scale[1], scale[2])) * (1.0 + 1e-6) + 1e-9;
     double omega, rxy;
-    if (!phase_rate_bound(in, body, motion, mean, rho, c_mid, H, omega, rxy)) return false;
+    if (!phase_rate_bound(rates, body, mean, rho, c_mid, H, omega, rxy)) return false;
     const double q = omega * T / (2 * PI);
     if (!newton_contracts(q, e0, in.tolerance)) return false;
     const double spread = xasin(xmin(rho / (rxy + rho), 1.0));  // two sigma points at one instant
@@ -170,23 +183,26 @@ XS_HD bool far_branch_clear(const ProjectParams& in, const double* body, const d
 }
 
 // Start for the centre's time solve on `branch` that reaches the same root as the reference's start `start`
-// (returned unchanged where that is not proven). Every root on the branch lies in [tau(branch - pi),
-// tau(branch + pi)] (width T, holding `start`); where the centre's phase provably stays clear of the branch's
-// cut and g' within [1 - q, 1 + q] over that range widened by T (phase_rate_bound), g has exactly one root there
-// and Newton from any start in the range converges to it within the reference's iterations: from the root's
-// prediction tau(phase at t_mid) it takes one or two steps instead of three or four from the sweep's end.
-XS_HD double centre_start(const ProjectParams& in, const double* body, const double* motion, Vec3<double> mean,
-                          Vec3<double> c_mid, double branch, double start) {
+// (NaN where that is not proven) for every point within rho of the centre (c_mid at t_mid). Every root on the
+// branch lies in [tau(branch - pi), tau(branch + pi)] (width T, holding `start`); where the points' phases
+// provably stay clear of the branch's cut and g' within [1 - q, 1 + q] over that range widened by T
+// (phase_rate_bound; two points differ by at most asin(rho / rxy) at one instant), each point's g has exactly one
+// root there and Newton (or a chord step with another point's g' first) from any start in the range converges
+// to it within the reference's iterations: from the prediction tau(phase at t_mid) the centre takes one or two
+// steps instead of three or four from the sweep's end, and its sigma points may start from its root (rho > 0).
+XS_HD double predicted_root(const ProjectParams& in, const SensorRates& rates, const double* body, Vec3<double> mean,
+                            Vec3<double> c_mid, double branch, double rho) {
     const LidarModel<double>& lm = in.lidar;
     const double T = lm.duration, t0 = lm.t_start, t1 = lm.t_end, tm = 0.5 * (t0 + t1);
-    if (!(T > 0) || !(t1 >= t0)) return start;
+    if (!(T > 0) || !(t1 >= t0)) return NAN;
     const double root_lo = lm.time_of(branch - PI), root_hi = lm.time_of(branch + PI), e0 = root_hi - root_lo;
     const double H = xmax(xabs(root_lo - e0 - tm), xabs(root_hi + e0 - tm));
     double omega, rxy;
-    if (!phase_rate_bound(in, body, motion, mean, 0.0, c_mid, H, omega, rxy)) return start;
-    if (!newton_contracts(omega * T / (2 * PI), e0, in.tolerance)) return start;
-    const double phase = lm.phase_of(c_mid, branch), reach = omega * H + 1e-9;
-    if (!(phase - reach > branch - PI && phase + reach < branch + PI)) return start;
+    if (!phase_rate_bound(rates, body, mean, rho, c_mid, H, omega, rxy)) return NAN;
+    if (!newton_contracts(omega * T / (2 * PI), e0, in.tolerance)) return NAN;
+    const double spread = rho > 0 ? xasin(xmin(rho / (rxy + rho), 1.0)) : 0.0;
+    const double phase = lm.phase_of(c_mid, branch), reach = spread + omega * H + 1e-9;
+    if (!(phase - reach > branch - PI && phase + reach < branch + PI)) return NAN;
     return xclamp(lm.time_of(phase), root_lo, root_hi);
 }
 
@@ -196,7 +212,9 @@ XS_HD void add_rect(GaussianFootprints& fp, const double* lo, const double* hi, 
     fp.branch[i] = static_cast<int8_t>(branch);
 }
 
-XS_HD GaussianFootprints footprints_of(const ProjectParams& in, int64_t g) {
+// The footprints of Gaussian g; `rates` (optional) is sensor_rates(in, in.sensor_motion), computed once per capture.
+XS_HD GaussianFootprints footprints_of(const ProjectParams& in, int64_t g,
+                                       const SensorRates* rates_given = nullptr) {
     GaussianFootprints fp;
     double k = opacity_extent(in.sigma[g]);
     if (!(k > 0)) return fp;
@@ -253,10 +271,18 @@ XS_HD GaussianFootprints footprints_of(const ProjectParams& in, int64_t g) {
         lm.bounds(b);
         const double pad0 = 2 * PI / lm.columns + in.margin[0], pad1 = 2e-3 + in.margin[1];
         UnscentedResult<double> ut;
+        const SensorRates rates = rates_given ? *rates_given : sensor_rates(in, motion);
+        const double rho = xsqrt(3.0) * xmax(scale[0], xmax(scale[1], scale[2])) * (1.0 + 1e-6) + 1e-9;
         auto project = [&](double branch, double eta0, double* lo, double* hi) {
             LidarBranch<double> sensor{&lm, branch, t0, t1};
-            const double from = in.centre_bound ? centre_start(in, body, motion, mean, centres[1], branch, eta0) : eta0;
-            ut = unscented_transform(sensor, body, motion, mean, rot, scale, eta0, tol, true, from);
+            // proven starts (predicted_root): the centre's from its predicted root, and the sigma points' from the
+            // centre's root even near the branch cut, where the bound holds for all of them
+            double from = NAN, all = NAN;
+            if (in.centre_bound) {
+                all = predicted_root(in, rates, body, mean, centres[1], branch, rho);
+                from = xisfinite(all) ? all : predicted_root(in, rates, body, mean, centres[1], branch, 0.0);
+            }
+            ut = unscented_transform(sensor, body, motion, mean, rot, scale, eta0, tol, true, from, xisfinite(all));
             ut_rect(ut, k, pad0, pad1, lo, hi);
             return ut.valid;
         };
@@ -273,7 +299,7 @@ XS_HD GaussianFootprints footprints_of(const ProjectParams& in, int64_t g) {
             if (near_left) {
                 valid_l = project(0.0, t0, lo_l, hi_l);
                 ok_l = valid_l && intersects(lo_l, hi_l, b) && hi_l[0] - lo_l[0] < 2 * PI;
-                if (in.seam_bound && far_branch_clear(in, body, motion, mean, scale, centres[1], ut, k, true)) {
+                if (in.seam_bound && far_branch_clear(in, rates, body, mean, scale, centres[1], ut, k, true)) {
                     valid_r = true, ok_r = false, fp.far_skipped = true;
                 } else {
                     valid_r = project(2 * PI, t1, lo_r, hi_r);
@@ -282,7 +308,7 @@ XS_HD GaussianFootprints footprints_of(const ProjectParams& in, int64_t g) {
             } else {
                 valid_r = project(2 * PI, t1, lo_r, hi_r);
                 ok_r = valid_r && intersects(lo_r, hi_r, b) && hi_r[0] - lo_r[0] < 2 * PI;
-                if (far_branch_clear(in, body, motion, mean, scale, centres[1], ut, k, false)) {
+                if (far_branch_clear(in, rates, body, mean, scale, centres[1], ut, k, false)) {
                     valid_l = true, ok_l = false, fp.far_skipped = true;
                 } else {
                     valid_l = project(0.0, t0, lo_l, hi_l);

@@ -73,6 +73,9 @@ template <typename T, typename Sensor> struct TimeSolver {
     const T* motion;      // packed sensor motion
     Vec3<T> point;        // in the body's frame
     T tolerance;
+    // The caller proved g strictly increasing over the window with one root, or none, there (project.h
+    // predicted_root): a converged root outside the window then leaves no sign change inside, and step 2 is skipped.
+    bool monotone = false;
 
     // g(eta), g'(eta) and what the evaluation saw
     XS_HD void residual(T eta, T& slope, Seen<T>& seen) const {
@@ -102,20 +105,22 @@ template <typename T, typename Sensor> struct TimeSolver {
     // the evaluation at eta saw. After the first step every iterate is tested with g alone and g' is computed
     // only where another step is due (most solves stop at their second evaluation). A finite slope_hint (g' of
     // a nearby point: the UT centre's, for its sigma points) replaces the first dual evaluation: a chord step;
-    // `first` (optional) is the evaluation at eta0 itself, computed by the caller. The iterates stop on the same
-    // test |g| < SOLVE_STOP * tolerance, so the outcome is the same root to within the tolerance.
+    // `first` (optional) is the evaluation at eta0 itself, computed by the caller, and `from` the iteration that
+    // eta0 is (1: a caller's own chord step from a slope hint; the loop then goes on exactly as if it had taken
+    // that step itself). The iterates stop on the same test |g| < SOLVE_STOP * tolerance, so the outcome is the
+    // same root to within the tolerance.
     XS_HD void newton(T eta0, T& eta, T& res, T& slope, Seen<T>& seen, T slope_hint = T(NAN),
-                      const Seen<T>* first = nullptr) const {
+                      const Seen<T>* first = nullptr, int from = 0) const {
         eta = eta0;
         res = T(NAN);
-        slope = T(1);
+        slope = from > 0 ? slope_hint : T(1);
         const T stop = T(SOLVE_STOP) * tolerance;
-        for (int it = 0; it <= NEWTON_ITERATIONS; ++it) {
+        for (int it = from; it <= NEWTON_ITERATIONS; ++it) {
             T s;
             if (it == 0 && !xisfinite(slope_hint)) {
                 residual(eta, s, seen);
             } else {
-                if (it == 0 && first) seen = *first;
+                if (it == from && first) seen = *first;
                 else residual_value(eta, seen);
                 if (!(xabs(seen.g) >= stop) || it == NEWTON_ITERATIONS) {
                     res = xabs(seen.g);
@@ -172,12 +177,12 @@ template <typename T, typename Sensor> struct TimeSolver {
 
     // The whole solve from eta0 (slope_hint, first: see newton); the image coordinates at the root come from the
     // last evaluation (no second motion or projection evaluation).
-    XS_HD SolveResult<T> solve(T eta0, T slope_hint = T(NAN), const Seen<T>* first = nullptr) const {
+    XS_HD SolveResult<T> solve(T eta0, T slope_hint = T(NAN), const Seen<T>* first = nullptr, int from = 0) const {
         T eta, res, slope;
         Seen<T> seen;
-        newton(eta0, eta, res, slope, seen, slope_hint, first);
+        newton(eta0, eta, res, slope, seen, slope_hint, first, from);
         T t0 = sensor.t_start, t1 = sensor.t_end;
-        if (!(res < tolerance && eta >= t0 && eta <= t1)) {
+        if (!(res < tolerance && eta >= t0 && eta <= t1) && !(monotone && res < tolerance)) {
             T eb, rb, sb;
             Seen<T> sbk;
             bracketed(t0, t1, eb, rb, sb, sbk);

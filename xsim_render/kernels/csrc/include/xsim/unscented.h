@@ -5,7 +5,10 @@
 // The centre is solved from eta0 like the reference; with warm_start the other sigma points start from the
 // centre's solution (the same root as from eta0, found in fewer Newton steps) when it converged and, for a
 // LiDAR, lies well clear of the branch cut (near the cut a point can have two roots, one at each end of the
-// sweep, and the reference's start eta0 decides which one it gets: there the points start from eta0 too).
+// sweep, and the reference's start eta0 decides which one it gets: there the points start from eta0 too, unless
+// the caller proved every point's root unique, `unique_roots`; project.h predicted_root). `centre_eta0`: a start
+// for the centre that the caller proved to reach the same root as eta0. Either proof also shows g monotone over
+// the window (TimeSolver::monotone: no bracketing search after a root outside it).
 // Warm-started points also take the centre's slope g' for their first Newton step (a chord step: no dual
 // evaluation there; the stopping test on |g| is unchanged, so they converge to the same roots), and their first
 // residual is evaluated at the centre's sensor-frame point plus the sigma offset turned into the sensor frame at
@@ -39,12 +42,14 @@ template <typename T> XS_HD Vec3<T> sigma_point(Vec3<T> mean, const T* rot, cons
 template <typename T, typename Sensor>
 XS_HD UnscentedResult<T> unscented_transform(const Sensor& sensor, const T* body, const T* motion, Vec3<T> mean,
                                              const T* rot, const T* scale, T eta0, T tolerance,
-                                             bool warm_start = true, T centre_eta0 = T(NAN)) {
+                                             bool warm_start = true, T centre_eta0 = T(NAN),
+                                             bool unique_roots = false) {
     T coords[UT_POINTS][2];
     UnscentedResult<T> out;
     // the centre, from eta0 (or from centre_eta0 where the caller proved it reaches the same root)
     SolveResult<T> r0 =
-        TimeSolver<T, Sensor>{sensor, body, motion, mean, tolerance}.solve(xisfinite(centre_eta0) ? centre_eta0 : eta0);
+        TimeSolver<T, Sensor>{sensor, body, motion, mean, tolerance, xisfinite(centre_eta0)}
+            .solve(xisfinite(centre_eta0) ? centre_eta0 : eta0);
     out.distance = r0.distance;
     out.centre[0] = r0.c0, out.centre[1] = r0.c1, out.centre_eta = r0.eta;
     out.valid = r0.valid;
@@ -52,19 +57,19 @@ XS_HD UnscentedResult<T> unscented_transform(const Sensor& sensor, const T* body
     coords[0][1] = r0.valid ? r0.c1 : T(0);
     const T smax = xmax(scale[0], xmax(scale[1], scale[2]));
     const T angle = T(2) * xasin(xmin(xsqrt(T(3)) * smax / xmax(r0.distance, T(1e-30)), T(1))) + T(0.1);
-    const bool warm = warm_start && r0.valid && sensor.clear_of_cut(r0.c0, angle);
+    const bool warm = warm_start && r0.valid && (unique_roots || sensor.clear_of_cut(r0.c0, angle));
     if (!warm) {
         for (int i = 1; i < UT_POINTS; ++i) {
             SolveResult<T> r = TimeSolver<T, Sensor>{sensor, body, motion, sigma_point(mean, rot, scale, i),
-                                                     tolerance}.solve(eta0);
+                                                     tolerance, unique_roots}.solve(eta0);
             out.valid = out.valid && r.valid;
             coords[i][0] = r.valid ? r.c0 : T(0);
             coords[i][1] = r.valid ? r.c1 : T(0);
         }
     } else {
         // The six sigma points side by side (independent dependency chains): the first two Newton iterates of
-        // TimeSolver::solve(start, hint, &first) for all, then that solve itself for any point they did not settle
-        // (same operations on the same values: the same outcome).
+        // TimeSolver::solve(start, hint, &first) for all, then that solve, going on from where they stopped, for
+        // any point they did not settle (same operations on the same values: the same outcome).
         const T start = r0.eta, hint = r0.slope, stop = T(SOLVE_STOP) * tolerance;
         const bool inside = start >= sensor.t_start && start <= sensor.t_end;
         Vec3<T> offset[3];  // sqrt(3) s_a R[:, a] in the sensor frame at the centre's time
@@ -74,7 +79,7 @@ XS_HD UnscentedResult<T> unscented_transform(const Sensor& sensor, const T* body
         }
         Seen<T> first[UT_POINTS], seen[UT_POINTS];
         T eta[UT_POINTS];
-        bool settled[UT_POINTS];
+        bool settled[UT_POINTS], stepped[UT_POINTS];
         for (int i = 1; i < UT_POINTS; ++i) {  // iterate 0: at the centre's time, from the offsets
             const int a = (i - 1) % 3;
             first[i].at = i <= 3 ? r0.at + offset[a] : r0.at - offset[a];
@@ -85,18 +90,22 @@ XS_HD UnscentedResult<T> unscented_transform(const Sensor& sensor, const T* body
             const bool usable = xisfinite(hint) && xabs(hint) > T(MIN_SLOPE);
             const T step = usable ? g / hint : g;
             settled[i] = inside && xabs(g) < stop;
+            stepped[i] = !settled[i] && xabs(g) >= stop && xisfinite(step);
             eta[i] = start;
             seen[i] = first[i];
-            if (!settled[i] && xabs(g) >= stop && xisfinite(step)) {
+            if (stepped[i]) {
                 eta[i] = start - step;
-                TimeSolver<T, Sensor>{sensor, body, motion, sigma_point(mean, rot, scale, i), tolerance}
+                TimeSolver<T, Sensor>{sensor, body, motion, sigma_point(mean, rot, scale, i), tolerance, unique_roots}
                     .residual_value(eta[i], seen[i]);
                 settled[i] = xabs(seen[i].g) < stop && eta[i] >= sensor.t_start && eta[i] <= sensor.t_end;
             }
         }
         for (int i = 1; i < UT_POINTS; ++i) {
-            TimeSolver<T, Sensor> solver{sensor, body, motion, sigma_point(mean, rot, scale, i), tolerance};
-            SolveResult<T> r = settled[i] ? solver.result(eta[i], hint, seen[i]) : solver.solve(start, hint, &first[i]);
+            TimeSolver<T, Sensor> solver{sensor, body, motion, sigma_point(mean, rot, scale, i),
+                                         tolerance, unique_roots};
+            SolveResult<T> r = settled[i]   ? solver.result(eta[i], hint, seen[i])
+                               : stepped[i] ? solver.solve(eta[i], hint, &seen[i], 1)  // on from iterate 1
+                                            : solver.solve(start, hint, &first[i]);
             out.valid = out.valid && r.valid;
             coords[i][0] = r.valid ? r.c0 : T(0);
             coords[i][1] = r.valid ? r.c1 : T(0);
