@@ -39,17 +39,18 @@ XS_HD float xcos(float x) { return cosf(x); }
 XS_HD double xcos(double x) { return cos(x); }
 XS_HD float xatan2(float y, float x) { return atan2f(y, x); }
 // atan2 in double precision without a library call (the LiDAR phase is the projection's hottest function):
-// |y|/|x| or its inverse t in [0, 1], reduced to |u| <= tan(pi/8) by atan(t) = pi/4 + atan((t - 1)/(t + 1)),
-// atan(u) = u + u z Q(z) (z = u^2) with Q a degree-9 Chebyshev fit (|error| < 9e-16 on [0, tan^2(pi/8)]),
-// then the octant and quadrant. Within 4 ulp of the library (the most at the reduction point; test_kernels_math.py);
-// signed zeros as in C (atan2(+-0, -0) = +-pi); NaN in, NaN out.
+// the ratio t = min(|x|, |y|) / max(|x|, |y|) in [0, 1], reduced to |u| <= tan(pi/8) by atan(t) = pi/4 +
+// atan((t - 1)/(t + 1)) (one division either way), atan(u) = u + u z Q(z) (z = u^2) with Q a degree-9 Chebyshev
+// fit (|error| < 9e-16 on [0, tan^2(pi/8)]), then the octant and quadrant by selects (no data-dependent branch).
+// Within 4 ulp of the library, most of them at the reduction point (test_kernels_math.py); signed zeros as in C
+// (atan2(+-0, -0) = +-pi); NaN in, NaN out.
 XS_HD double xatan2(double y, double x) {
     const double ax = fabs(x), ay = fabs(y);
     const bool swap = ay > ax;
     const double num = swap ? ax : ay, den = swap ? ay : ax;
-    const double t = den > 0.0 ? num / den : 0.0;
-    const bool big = t > 0.41421356237309503;  // tan(pi/8)
-    const double u = big ? (t - 1.0) / (t + 1.0) : t, z = u * u;
+    const bool big = num > 0.41421356237309503 * den;  // t > tan(pi/8)
+    const double top = big ? num - den : num, bottom = big ? num + den : den;
+    const double u = bottom > 0.0 ? top / bottom : 0.0, z = u * u;
     double q = 0.02275052699336167;
     q = q * z - 0.04483334622272886;
     q = q * z + 0.05736332165907643;
@@ -60,11 +61,10 @@ XS_HD double xatan2(double y, double x) {
     q = q * z - 0.1428571426609662;
     q = q * z + 0.19999999999898407;
     q = q * z - 0.3333333333333325;
-    double r = u + u * z * q;
-    if (big) r += 0.78539816339744831;
-    if (swap) r = 1.5707963267948966 - r;
-    if (signbit(x)) r = 3.1415926535897931 - r;
-    if (signbit(y)) r = -r;
+    double r = u + u * z * q + (big ? 0.78539816339744831 : 0.0);
+    r = swap ? 1.5707963267948966 - r : r;
+    r = signbit(x) ? 3.1415926535897931 - r : r;
+    r = signbit(y) ? -r : r;
     return (x != x || y != y) ? x + y : r;
 }
 XS_HD float xasin(float x) { return asinf(x); }
