@@ -154,6 +154,10 @@ inline void project_params(const py::dict& a, ProjectParams& in) {
     in.margin[0] = num(a, "margin0"), in.margin[1] = num(a, "margin1");
     in.cull = flag(a, "cull");
     in.tolerance = num(a, "tolerance");
+    // LiDAR shortcuts proven to keep the reference's outcome (project.h far_branch_clear, predicted_root), on
+    // unless the arguments say otherwise (tests compare both)
+    in.seam_bound = !a.contains("seam_bound") || flag(a, "seam_bound");
+    in.centre_bound = !a.contains("centre_bound") || flag(a, "centre_bound");
 }
 
 }  // namespace bind

@@ -79,10 +79,6 @@ py::tuple tile_cones_py(const py::dict& a) {
 py::dict project(const py::dict& a) {
     xs::ProjectInputs in;
     xs::bind::project_params(a, in);
-    // skip far seam branches proven idle (project.h far_branch_clear) and start centre solves at the predicted
-    // root where proven equivalent (centre_start) unless told not to (tests compare both)
-    in.seam_bound = !a.contains("seam_bound") || flag(a, "seam_bound");
-    in.centre_bound = !a.contains("centre_bound") || flag(a, "centre_bound");
     in.keep_footprints = flag(a, "keep_footprints");
     in.threads = static_cast<int>(size(a, "threads"));
     const int64_t nt = in.num_tiles;

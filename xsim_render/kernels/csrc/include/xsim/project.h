@@ -45,7 +45,7 @@ struct ProjectParams {
     bool cull = true;                   // skip Gaussians that no ray can meet
     double tolerance = 1e-9;            // time-solve tolerance (s): the reference's, 1e-9 (float64) / 1e-5 (float32)
     bool seam_bound = false;            // LiDAR: skip the far seam branch where far_branch_clear proves it idle
-    bool centre_bound = false;          // LiDAR: start centre solves where centre_start proves it equivalent
+    bool centre_bound = false;          // LiDAR: the time-solve shortcuts that predicted_root proves
 };
 
 struct GaussianFootprints {
