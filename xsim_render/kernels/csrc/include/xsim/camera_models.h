@@ -17,6 +17,7 @@ namespace xs {
 enum CameraModelKind : int { CAMERA_PINHOLE = 0, CAMERA_OPENCV = 1, CAMERA_FISHEYE = 2 };
 
 template <typename T> struct CameraModel {
+    static constexpr bool lanes = false;  // no batched residuals (unscented.h solves camera points one by one)
     int kind = CAMERA_PINHOLE;
     int width = 0, height = 0;
     T fx = 1, fy = 1, cx = 0, cy = 0;

@@ -16,7 +16,7 @@ template <typename T> struct LidarModel {
     int columns = 1, beams = 1;
     T el_lo = 0, el_hi = 0;  // visible elevation range, padded by half the smallest beam gap (bounds())
 
-    template <typename S> XS_HD S phase_of(Vec3<S> p, T branch) const {
+    template <typename S> XS_HD_INLINE S phase_of(Vec3<S> p, T branch) const {
         S azimuth = xatan2(p.y, p.x);
         S raw = S(spin_sign) * (azimuth - S(seam));
         return raw - S(T(2 * PI)) * xfloor((raw - S(branch) + S(T(PI))) / S(T(2 * PI)));
@@ -28,7 +28,7 @@ template <typename T> struct LidarModel {
         return p.x * p.x + p.y * p.y > S(T(1e-18));
     }
 
-    template <typename S> XS_HD S time_of(S phase) const {
+    template <typename S> XS_HD_INLINE S time_of(S phase) const {
         return S(t_start) + phase / S(T(2 * PI)) * S(duration);
     }
 
@@ -42,6 +42,16 @@ template <typename T> struct LidarModel {
         valid = p.x * p.x + p.y * p.y > S(T(1e-18));
         phase = phase_of(p, branch);
         return time_of(phase);
+    }
+
+    // time_of_point of L points (x, y in the sensor frame) with their phases, in lanes the host vectorises.
+    template <int L> XS_HD void times_of_points(const T* x, const T* y, T branch, T* phase, T* time, bool* valid) const {
+        XS_SIMD
+        for (int l = 0; l < L; ++l) {
+            phase[l] = phase_of(make_vec3(x[l], y[l], T(0)), branch);
+            time[l] = time_of(phase[l]);
+        }
+        for (int l = 0; l < L; ++l) valid[l] = x[l] * x[l] + y[l] * y[l] > T(1e-18);
     }
 
     // Elevation of a point whose phase is known (the rest of project()).

@@ -26,13 +26,18 @@ enum BodyLayout : int {
 // a = sin(theta)/theta, b = (1 - cos(theta))/theta^2. Below theta^2 = 0.04 their Taylor series to theta^12
 // (exact to double rounding there, and free of the cancellation of 1 - cos in float32); above, the closed form.
 // geometry/so3.py uses the closed form down to theta^2 = 1e-8 and 1 - theta^2/6, 1/2 - theta^2/24 below.
+constexpr double SO3_SERIES_LIMIT = 0.04;  // theta^2 below which the series is used
+
+template <typename S> XS_HD void so3_series(S x, S& a, S& b) {
+    a = S(1.0) + x * (S(-1.0 / 6) + x * (S(1.0 / 120) + x * (S(-1.0 / 5040) + x * (S(1.0 / 362880) +
+        x * (S(-1.0 / 39916800) + x * S(1.0 / 6227020800.0))))));
+    b = S(0.5) + x * (S(-1.0 / 24) + x * (S(1.0 / 720) + x * (S(-1.0 / 40320) + x * (S(1.0 / 3628800) +
+        x * (S(-1.0 / 479001600) + x * S(1.0 / 87178291200.0))))));
+}
+
 template <typename S> XS_HD void so3_coefficients(S theta2, S& a, S& b) {
-    if (theta2 < S(0.04)) {
-        const S x = theta2;
-        a = S(1.0) + x * (S(-1.0 / 6) + x * (S(1.0 / 120) + x * (S(-1.0 / 5040) + x * (S(1.0 / 362880) +
-            x * (S(-1.0 / 39916800) + x * S(1.0 / 6227020800.0))))));
-        b = S(0.5) + x * (S(-1.0 / 24) + x * (S(1.0 / 720) + x * (S(-1.0 / 40320) + x * (S(1.0 / 3628800) +
-            x * (S(-1.0 / 479001600) + x * S(1.0 / 87178291200.0))))));
+    if (theta2 < S(SO3_SERIES_LIMIT)) {
+        so3_series(theta2, a, b);
     } else {
         S theta = xsqrt(theta2);
         a = xsin(theta) / theta;
@@ -121,6 +126,86 @@ template <typename T, typename S> XS_HD Vec3<S> world_to_body(const T* body, Vec
     y = matTvec(body + BODY_R0, y);
     if (body[BODY_HAS_MOUNT] != T(0)) y = matTvec(body + BODY_MOUNT_R, y - cast3<S>(load3(body + BODY_MOUNT_T)));
     return y;
+}
+
+// Rotation of the vectors (vx, vy, vz) of L lanes by Exp(c_l w) (so3_rotate with the series coefficients; the
+// caller checked |c_l w|^2 < SO3_SERIES_LIMIT on every lane). Branch-free: the host vectorises it.
+template <int L, typename T>
+XS_HD void so3_rotate_lanes(Vec3<T> w, const T* c, T* vx, T* vy, T* vz) {
+    XS_SIMD
+    for (int l = 0; l < L; ++l) {
+        const Vec3<T> wl = c[l] * w, v = make_vec3(vx[l], vy[l], vz[l]);
+        T a, b;
+        so3_series(dot(wl, wl), a, b);
+        const Vec3<T> wxv = cross(wl, v);
+        const Vec3<T> r = v + a * wxv + b * cross(wl, wxv);
+        vx[l] = r.x, vy[l] = r.y, vz[l] = r.z;
+    }
+}
+
+// point_in_sensor of L points (x, y, z: body frame in, sensor frame out), each at its own time t_l, in lanes the
+// host vectorises. Every rotation angle must lie in the series branch of so3_coefficients (|w| |t - t0| < 0.2 rad:
+// true for a sensor or an actor over a sweep); returns false, having written nothing, where one does not.
+template <int L, typename T>
+XS_HD bool points_in_sensor_lanes(const T* body, const T* sensor, const T* t, T* x, T* y, T* z) {
+    const bool moving_body = body && body[BODY_KIND] != T(0), moving_sensor = sensor[BODY_KIND] != T(0);
+    T dt_b[L], dt_s[L];
+    T worst = T(0);
+    const T wb2 = moving_body ? dot(load3(body + BODY_W), load3(body + BODY_W)) : T(0);
+    const T ws2 = moving_sensor ? dot(load3(sensor + BODY_W), load3(sensor + BODY_W)) : T(0);
+    for (int l = 0; l < L; ++l) {
+        dt_b[l] = moving_body ? t[l] - body[BODY_T0] : T(0);
+        dt_s[l] = moving_sensor ? -(t[l] - sensor[BODY_T0]) : T(0);
+        worst = xmax(worst, xmax(dt_b[l] * dt_b[l] * wb2, dt_s[l] * dt_s[l] * ws2));
+    }
+    if (!(worst < T(SO3_SERIES_LIMIT))) return false;
+    if (moving_body) {  // body_to_world
+        T r0[9], mr[9];
+        for (int k = 0; k < 9; ++k) r0[k] = body[BODY_R0 + k], mr[k] = body[BODY_MOUNT_R + k];
+        const Vec3<T> mt = load3(body + BODY_MOUNT_T), p0 = load3(body + BODY_P0), v = load3(body + BODY_V);
+        if (body[BODY_HAS_MOUNT] != T(0)) {
+            XS_SIMD
+            for (int l = 0; l < L; ++l) {
+                const Vec3<T> q = matvec(mr, make_vec3(x[l], y[l], z[l])) + mt;
+                x[l] = q.x, y[l] = q.y, z[l] = q.z;
+            }
+        }
+        XS_SIMD
+        for (int l = 0; l < L; ++l) {
+            const Vec3<T> q = matvec(r0, make_vec3(x[l], y[l], z[l]));
+            x[l] = q.x, y[l] = q.y, z[l] = q.z;
+        }
+        so3_rotate_lanes<L>(load3(body + BODY_W), dt_b, x, y, z);
+        XS_SIMD
+        for (int l = 0; l < L; ++l) {
+            const Vec3<T> q = make_vec3(x[l], y[l], z[l]) + p0 + dt_b[l] * v;
+            x[l] = q.x, y[l] = q.y, z[l] = q.z;
+        }
+    }
+    if (moving_sensor) {  // world_to_body of the sensor
+        T r0[9], mr[9];
+        for (int k = 0; k < 9; ++k) r0[k] = sensor[BODY_R0 + k], mr[k] = sensor[BODY_MOUNT_R + k];
+        const Vec3<T> mt = load3(sensor + BODY_MOUNT_T), p0 = load3(sensor + BODY_P0), v = load3(sensor + BODY_V);
+        XS_SIMD
+        for (int l = 0; l < L; ++l) {
+            const Vec3<T> q = make_vec3(x[l], y[l], z[l]) - p0 + dt_s[l] * v;  // x - p0 - (t - t0) v
+            x[l] = q.x, y[l] = q.y, z[l] = q.z;
+        }
+        so3_rotate_lanes<L>(load3(sensor + BODY_W), dt_s, x, y, z);
+        XS_SIMD
+        for (int l = 0; l < L; ++l) {
+            const Vec3<T> q = matTvec(r0, make_vec3(x[l], y[l], z[l]));
+            x[l] = q.x, y[l] = q.y, z[l] = q.z;
+        }
+        if (sensor[BODY_HAS_MOUNT] != T(0)) {
+            XS_SIMD
+            for (int l = 0; l < L; ++l) {
+                const Vec3<T> q = matTvec(mr, make_vec3(x[l], y[l], z[l]) - mt);
+                x[l] = q.x, y[l] = q.y, z[l] = q.z;
+            }
+        }
+    }
+    return true;
 }
 
 // Body-frame direction -> sensor frame at time t: the linear part of point_in_sensor (a point x + d of the body is

@@ -24,9 +24,13 @@ constexpr double SOLVE_STOP = 0.01;  // a solve stops once |g| < SOLVE_STOP * to
 
 // A LiDAR model seen on one phase branch (the Sensor interface of the solver).
 template <typename T> struct LidarBranch {
+    static constexpr bool lanes = true;  // times_of_points: batched residuals (unscented.h)
     const LidarModel<T>* model;
     T branch;
     T t_start, t_end;
+    template <int L> XS_HD void times_of_points(const T* x, const T* y, T* phase, T* time, bool* valid) const {
+        model->template times_of_points<L>(x, y, branch, phase, time, valid);
+    }
     template <typename S> XS_HD S time_of_point(Vec3<S> p, bool& valid) const {
         return model->time_of_point(p, branch, valid);
     }

@@ -39,6 +39,53 @@ template <typename T> XS_HD Vec3<T> sigma_point(Vec3<T> mean, const T* rot, cons
     return mean + make_vec3(f * rot[axis], f * rot[3 + axis], f * rot[6 + axis]);
 }
 
+// Residuals g = eta - tau(x) of the sigma points 1..6 at one time eta from their sensor-frame points seen[i].at:
+// in vectorised lanes where the sensor offers them (LiDAR), else one by one.
+template <typename T, typename Sensor> XS_HD void first_residuals(const Sensor& sensor, T eta, Seen<T>* seen) {
+    if constexpr (Sensor::lanes) {
+        constexpr int L = 8;  // six points, two padding lanes
+        T x[L], y[L], phase[L], time[L];
+        bool valid[L];
+        for (int l = 0; l < L; ++l) x[l] = seen[1 + l % 6].at.x, y[l] = seen[1 + l % 6].at.y;
+        sensor.template times_of_points<L>(x, y, phase, time, valid);
+        for (int i = 1; i < UT_POINTS; ++i)
+            seen[i].g = eta - time[i - 1], seen[i].c0 = phase[i - 1], seen[i].valid = valid[i - 1];
+    } else {
+        for (int i = 1; i < UT_POINTS; ++i)
+            seen[i].g = eta - sensor.time_of_point(seen[i].at, seen[i].valid, seen[i].c0, seen[i].c1);
+    }
+}
+
+// TimeSolver::residual_value of each sigma point i with stepped[i] at its own time eta[i] (into seen[i]): in
+// vectorised lanes where the sensor offers them and the motion allows (points_in_sensor_lanes), else one by one.
+template <typename T, typename Sensor>
+XS_HD void stepped_residuals(const Sensor& sensor, const T* body, const T* motion, Vec3<T> mean, const T* rot,
+                             const T* scale, T tolerance, const T* eta, const bool* stepped, Seen<T>* seen) {
+    if constexpr (Sensor::lanes) {
+        constexpr int L = 8;
+        T x[L], y[L], z[L], t[L], phase[L], time[L];
+        bool valid[L];
+        for (int l = 0; l < L; ++l) {
+            const int i = 1 + l % 6;
+            const Vec3<T> p = sigma_point(mean, rot, scale, i);
+            x[l] = p.x, y[l] = p.y, z[l] = p.z, t[l] = eta[i];
+        }
+        if (points_in_sensor_lanes<L>(body, motion, t, x, y, z)) {
+            sensor.template times_of_points<L>(x, y, phase, time, valid);
+            for (int i = 1; i < UT_POINTS; ++i) {
+                if (!stepped[i]) continue;
+                seen[i].at = make_vec3(x[i - 1], y[i - 1], z[i - 1]);
+                seen[i].g = eta[i] - time[i - 1], seen[i].c0 = phase[i - 1], seen[i].valid = valid[i - 1];
+            }
+            return;
+        }
+    }
+    for (int i = 1; i < UT_POINTS; ++i)
+        if (stepped[i])
+            TimeSolver<T, Sensor>{sensor, body, motion, sigma_point(mean, rot, scale, i), tolerance}.residual_value(
+                eta[i], seen[i]);
+}
+
 template <typename T, typename Sensor>
 XS_HD UnscentedResult<T> unscented_transform(const Sensor& sensor, const T* body, const T* motion, Vec3<T> mean,
                                              const T* rot, const T* scale, T eta0, T tolerance,
@@ -83,23 +130,21 @@ XS_HD UnscentedResult<T> unscented_transform(const Sensor& sensor, const T* body
         for (int i = 1; i < UT_POINTS; ++i) {  // iterate 0: at the centre's time, from the offsets
             const int a = (i - 1) % 3;
             first[i].at = i <= 3 ? r0.at + offset[a] : r0.at - offset[a];
-            first[i].g = start - sensor.time_of_point(first[i].at, first[i].valid, first[i].c0, first[i].c1);
         }
+        first_residuals(sensor, start, first);
         for (int i = 1; i < UT_POINTS; ++i) {  // iterate 1: one chord step with the centre's slope
             const T g = first[i].g;
             const bool usable = xisfinite(hint) && xabs(hint) > T(MIN_SLOPE);
             const T step = usable ? g / hint : g;
             settled[i] = inside && xabs(g) < stop;
             stepped[i] = !settled[i] && xabs(g) >= stop && xisfinite(step);
-            eta[i] = start;
+            eta[i] = stepped[i] ? start - step : start;
             seen[i] = first[i];
-            if (stepped[i]) {
-                eta[i] = start - step;
-                TimeSolver<T, Sensor>{sensor, body, motion, sigma_point(mean, rot, scale, i), tolerance, unique_roots}
-                    .residual_value(eta[i], seen[i]);
-                settled[i] = xabs(seen[i].g) < stop && eta[i] >= sensor.t_start && eta[i] <= sensor.t_end;
-            }
         }
+        stepped_residuals(sensor, body, motion, mean, rot, scale, tolerance, eta, stepped, seen);
+        for (int i = 1; i < UT_POINTS; ++i)
+            if (stepped[i])
+                settled[i] = xabs(seen[i].g) < stop && eta[i] >= sensor.t_start && eta[i] <= sensor.t_end;
         for (int i = 1; i < UT_POINTS; ++i) {
             TimeSolver<T, Sensor> solver{sensor, body, motion, sigma_point(mean, rot, scale, i),
                                          tolerance, unique_roots};
