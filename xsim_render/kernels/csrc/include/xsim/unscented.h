@@ -116,7 +116,8 @@ XS_HD UnscentedResult<T> unscented_transform(const Sensor& sensor, const T* body
     } else {
         // The six sigma points side by side (independent dependency chains): the first two Newton iterates of
         // TimeSolver::solve(start, hint, &first) for all, then that solve, going on from where they stopped, for
-        // any point they did not settle (same operations on the same values: the same outcome).
+        // any point they did not settle (the same operations on the same values, up to the rounding of vectorised
+        // arithmetic in the LiDAR's SIMD lanes: the same outcome).
         const T start = r0.eta, hint = r0.slope, stop = T(SOLVE_STOP) * tolerance;
         const bool inside = start >= sensor.t_start && start <= sensor.t_end;
         Vec3<T> offset[3];  // sqrt(3) s_a R[:, a] in the sensor frame at the centre's time
