@@ -46,3 +46,32 @@ def test_atan2_special_values(cpu):
     ok = ~np.isnan(want)
     assert np.all(np.abs(got[ok] - want[ok]) <= 4e-16 * np.abs(want[ok]))
     assert np.array_equal(np.signbit(got[ok]), np.signbit(want[ok]))
+
+
+def test_rasterizer_alpha_matches_the_scalar_alpha(cpu):
+    # the rasterizer evaluates alpha = min(0.99, sigma exp(-D2/2)) (0 below 1/255) 16 candidates at a time with a
+    # vectorised exp (csrc/cpu/alpha_simd.h: a table of 2^(i/32) and a degree-4 fit, in double); the scalar alpha_of
+    # calls the library's expf
+    rng = np.random.default_rng(11)
+    n = 300_003  # not a multiple of 16: a partial last run
+    sigma = rng.uniform(0.0, 1.0, n).astype(np.float32)
+    d2 = (rng.uniform(0.0, 1.0, n) ** 2 * 16.0).astype(np.float32)
+    d2[:1000] = rng.uniform(170.0, 400.0, 1000)  # beyond the table form's range: the scalar call
+    d2[1000:1010] = [0.0, 1e-30, np.inf, np.nan, 176.0, 175.99998, 11.06, 11.07, 2.0 * np.log(255.0), 1e-3]
+    sigma[1010:1020] = [0.0, 1.0, 1.0 / 255.0, 0.99, 1.5, 1e-3, 0.5, 0.999, 1.0, 0.0039]
+    fast, scalar = cpu.alpha(sigma, d2)
+    assert fast.dtype == np.float32 and fast.shape == (n,)
+    # independent check of the scalar path in float64
+    rho = sigma.astype(np.float64) * np.exp(-0.5 * d2.astype(np.float64))
+    want = np.where(np.minimum(rho, 0.99) >= 1.0 / 255.0, np.minimum(rho, 0.99), 0.0)
+    close = np.abs(scalar - want) <= 1e-6 * np.maximum(want, 1.0 / 255.0)
+    edge = np.abs(rho - 1.0 / 255.0) < 1e-6  # float32 rounding decides the 1/255 cut
+    assert np.all(close | edge)
+    # the vectorised path: the library's bits but where exp lies near a float rounding boundary (there the two
+    # round differently, and sigma * exp may then differ by up to two float32 ulp), and as close to float64 exp
+    err = np.abs(fast.astype(np.float64) - scalar) / np.spacing(np.maximum(scalar, np.float32(1.0 / 255.0)))
+    assert float(err.max()) <= 2.0
+    assert float(np.mean(fast == scalar)) >= 0.999
+    live = (want > 0) & (fast > 0) & (scalar > 0)
+    assert np.abs(fast[live] - want[live]).mean() <= np.abs(scalar[live] - want[live]).mean() * 1.01
+    assert float(fast.max()) <= np.float32(0.99) and np.all((fast == 0) | (fast >= np.float32(1.0 / 255.0)))

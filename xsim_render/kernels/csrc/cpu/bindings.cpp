@@ -4,8 +4,10 @@
 
 #include <stdint.h>
 
+#include <algorithm>
 #include <string>
 
+#include "alpha_simd.h"
 #include "project_cpu.h"
 #include "rasterize_cpu.h"
 #include "../bind/args.h"
@@ -136,6 +138,25 @@ py::array_t<double> atan2_kernel(py::array_t<double, py::array::c_style | py::ar
     return out;
 }
 
+// The rasterizer's alpha of float32 (sigma, D2) pairs (alpha_simd.h alpha_lanes, 16 at a time as in the
+// rasterizer) and the scalar alpha_of (response.h) beside it (tests).
+py::tuple alpha_kernel(py::array_t<float, py::array::c_style | py::array::forcecast> sigma,
+                       py::array_t<float, py::array::c_style | py::array::forcecast> d2) {
+    if (sigma.size() != d2.size()) throw std::invalid_argument("alpha: sigma and d2 differ in size");
+    const py::ssize_t n = sigma.size();
+    py::array_t<float> fast(n), scalar(n);
+    const float *ps = sigma.data(), *pd = d2.data();
+    float *pf = fast.mutable_data(), *pa = scalar.mutable_data();
+    for (py::ssize_t i = 0; i < n; i += 16) {
+        const int m = static_cast<int>(std::min<py::ssize_t>(16, n - i));
+        alignas(64) float s[16] = {}, d[16] = {}, a[16];
+        for (int k = 0; k < m; ++k) s[k] = ps[i + k], d[k] = pd[i + k];
+        xs::alpha_lanes(s, d, a, 16, (m == 16 ? 0xffffu : (1u << m) - 1u));
+        for (int k = 0; k < m; ++k) pf[i + k] = a[k], pa[i + k] = xs::alpha_of(ps[i + k], pd[i + k]);
+    }
+    return py::make_tuple(fast, scalar);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
@@ -145,5 +166,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     m.def("tile_cones", &tile_cones_py, "Per tile cone of sensor-frame ray directions (project_cpu.h tile_cones)");
     m.def("project", &project, "Footprints and sorted unique (tile, Gaussian) lists (csrc/cpu/project_cpu.h)");
     m.def("atan2", &atan2_kernel, "The kernels' double-precision atan2 (csrc/include/xsim/common.h), element-wise");
+    m.def("alpha", &alpha_kernel, "The rasterizer's float32 alpha (csrc/cpu/alpha_simd.h) and the scalar alpha_of");
     m.attr("body_fields") = static_cast<int>(xs::BODY_FIELDS);
 }
