@@ -89,21 +89,27 @@ def test_lidar_tiles_cover_the_reference(spin, phase_modeling, dtype):
     assert info["cones"] > 0, "Gaussians near the sensor take the bounding-cone path"
 
 
+def _turning_lidar_capture(seed: int, spin: str, seam: float, yaw_rate: float, dtype: torch.dtype) -> tuple:
+    """project_and_tile_cpu's leading arguments (footprints kept) for 400 Gaussians (60 on actors) around a LiDAR
+    on a car driving at 12 m/s and turning at yaw_rate rad/s."""
+    scene = random_scene(400, seed=seed, centre=(0.0, 0.0, 1.5), spread=(15.0, 15.0, 1.5), n_actor=60).to(dtype)
+    lidar = lidar_rig(columns=256, spin=spin, seam=seam)
+    ego = RigidMotion.from_values((0.0, 0.0, 0.0), (1, 0, 0, 0), (12.0, 1.5, 0.0), (0.0, 0.0, yaw_rate))
+    with torch.no_grad():
+        cap = _capture(scene, lidar, ego, 0.02, None)
+    return lidar, cap.gaussians, cap.sensor, cap.projection, True, True, True
+
+
 @pytest.mark.parametrize("dtype", [F64, F32])
 @pytest.mark.parametrize("spin,seam,yaw_rate", [("ccw", 2.5, 0.8), ("cw", 0.3, -3.0)])
 def test_skipping_idle_far_seam_branches_changes_no_footprint(spin, seam, yaw_rate, dtype):
     """The far seam branch is solved only where far_branch_clear cannot prove it idle: footprints (rectangles,
     branches, cones) and tile lists equal those from solving both branches, and most Gaussians skip it."""
-    scene = random_scene(400, seed=47 + (spin == "cw"), centre=(0.0, 0.0, 1.5), spread=(15.0, 15.0, 1.5),
-                         n_actor=60).to(dtype)
-    lidar = lidar_rig(columns=256, spin=spin, seam=seam)
-    ego = RigidMotion.from_values((0.0, 0.0, 0.0), (1, 0, 0, 0), (12.0, 1.5, 0.0), (0.0, 0.0, yaw_rate))
+    args = _turning_lidar_capture(47 + (spin == "cw"), spin, seam, yaw_rate, dtype)
     with torch.no_grad():
-        cap = _capture(scene, lidar, ego, 0.02, None)
-        args = (lidar, cap.gaussians, cap.sensor, cap.projection, True, True, True)
         fast, info = project_and_tile_cpu(*args, seam_bound=True, centre_bound=False)
         full, info_full = project_and_tile_cpu(*args, seam_bound=False, centre_bound=False)
-    assert info_full["far_skipped"] == 0 and info["far_skipped"] > 0.15 * len(scene)
+    assert info_full["far_skipped"] == 0 and info["far_skipped"] > 0.15 * len(args[1].means)
     assert torch.equal(fast.tile_ids, full.tile_ids) and torch.equal(fast.gaussian_ids, full.gaussian_ids)
     for key in ("gaussian", "lo", "hi", "full", "branch", "cone_axis", "cone_half_angle"):
         assert torch.equal(info[key], info_full[key]), key
@@ -113,15 +119,10 @@ def test_skipping_idle_far_seam_branches_changes_no_footprint(spin, seam, yaw_ra
 @pytest.mark.parametrize("dtype", [F64, F32])
 @pytest.mark.parametrize("spin,seam,yaw_rate", [("ccw", 2.5, 0.8), ("cw", 0.3, -3.0)])
 def test_centre_solves_from_the_predicted_root_reach_the_reference_root(spin, seam, yaw_rate, dtype):
-    """Starting a centre's time solve at its predicted root (project.h centre_start, where proven) instead of at
+    """Starting a centre's time solve at its predicted root (project.h predicted_root, where proven) instead of at
     the reference's start gives the same footprints to within the solve tolerance and the same tile lists."""
-    scene = random_scene(400, seed=53 + (spin == "cw"), centre=(0.0, 0.0, 1.5), spread=(15.0, 15.0, 1.5),
-                         n_actor=60).to(dtype)
-    lidar = lidar_rig(columns=256, spin=spin, seam=seam)
-    ego = RigidMotion.from_values((0.0, 0.0, 0.0), (1, 0, 0, 0), (12.0, 1.5, 0.0), (0.0, 0.0, yaw_rate))
+    args = _turning_lidar_capture(53 + (spin == "cw"), spin, seam, yaw_rate, dtype)
     with torch.no_grad():
-        cap = _capture(scene, lidar, ego, 0.02, None)
-        args = (lidar, cap.gaussians, cap.sensor, cap.projection, True, True, True)
         warm, info = project_and_tile_cpu(*args, centre_bound=True)
         cold, info_cold = project_and_tile_cpu(*args, centre_bound=False)
     assert torch.equal(warm.tile_ids, cold.tile_ids) and torch.equal(warm.gaussian_ids, cold.gaussian_ids)
