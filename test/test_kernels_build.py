@@ -110,3 +110,30 @@ def test_kernels_are_forward_only_but_keep_gradients_through_the_reference():
     out = xs.render_camera(scene, camera_rig(width=24, height=16), ego_motion(False), 0.0, backend="cpu")
     out["alpha"].sum().backward()
     assert scene.means.grad is not None and torch.isfinite(scene.means.grad).all()
+
+
+def test_stale_builds_go_but_builds_in_progress_stay(tmp_path):
+    """Finishing a build removes older builds of the same kind from the cache, but not one another process is
+    building (locked, or changed within STALE_AFTER_S) nor other kinds."""
+    import os
+    import time
+
+    from xsim_render.kernels.build import SPECS, STALE_AFTER_S, _remove_stale
+
+    prefix = SPECS["cpu"].prefix
+    now = time.time()
+    dirs = {name: tmp_path / f"{prefix}_{name}" for name in ("new", "old", "locked", "fresh")}
+    for d in dirs.values():
+        d.mkdir()
+        (d / "build.ninja").write_text("x")
+    (dirs["locked"] / "lock").write_text("")
+    other_kind = tmp_path / f"{SPECS['cuda'].prefix}_old"
+    other_kind.mkdir()
+    old = now - 2 * STALE_AFTER_S
+    for d in (dirs["old"], dirs["locked"], other_kind):
+        for path in (*d.iterdir(), d):
+            os.utime(path, (old, old))
+    _remove_stale("cpu", dirs["new"], now=now)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [f"{prefix}_new", f"{prefix}_locked", f"{prefix}_fresh", other_kind.name])
+

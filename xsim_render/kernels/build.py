@@ -188,10 +188,24 @@ def load(kind: str, verbose: bool = False) -> ModuleType:
     return module
 
 
-def _remove_stale(kind: str, keep: Path) -> None:
-    """Drop older builds of the same extension from the cache (best effort; a loaded one stays mapped)."""
+STALE_AFTER_S = 600.0  # a build directory untouched for this long, and not locked, is no longer in use
+
+
+def _remove_stale(kind: str, keep: Path, now: float | None = None) -> None:
+    """Drop older builds of the same extension from the cache (best effort; a loaded one stays mapped). A build
+    another process may still be running (torch's `lock` file present, or anything in it changed within
+    STALE_AFTER_S) is left alone: two checkouts or source versions can share one cache."""
+    import time
+
+    now = time.time() if now is None else now
     for other in keep.parent.glob(f"{SPECS[kind].prefix}_*"):
-        if other != keep and other.is_dir():
+        if other == keep or not other.is_dir() or (other / "lock").exists():
+            continue
+        try:
+            newest = max([other.stat().st_mtime, *(p.stat().st_mtime for p in other.iterdir())])
+        except OSError:
+            continue
+        if now - newest > STALE_AFTER_S:
             shutil.rmtree(other, ignore_errors=True)
 
 
