@@ -49,13 +49,7 @@ template <typename T> struct CameraModel {
         return S(t_start + offset) + u / S(T(width)) * S(tau_u) + v / S(T(height)) * S(tau_v);
     }
 
-    // Capture time of a sensor-frame point's pixel (what the rolling-shutter residual needs).
-    template <typename S> XS_HD S time_of_point(Vec3<S> p, bool& valid) const {
-        S u, v;
-        return time_of_point(p, valid, u, v);
-    }
-
-    // The same, also returning the pixel it came from.
+    // Capture time of a sensor-frame point's pixel (what the rolling-shutter residual needs) and the pixel.
     template <typename S> XS_HD S time_of_point(Vec3<S> p, bool& valid, S& u, S& v) const {
         valid = project(p, u, v);
         return time_of(u, v);

@@ -22,24 +22,16 @@ template <typename T> struct LidarModel {
         return raw - S(T(2 * PI)) * xfloor((raw - S(branch) + S(T(PI))) / S(T(2 * PI)));
     }
 
-    template <typename S> XS_HD bool project(Vec3<S> p, T branch, S& phase, S& elevation) const {
-        phase = phase_of(p, branch);
-        elevation = elevation_of(p);
-        return p.x * p.x + p.y * p.y > S(T(1e-18));
-    }
-
     template <typename S> XS_HD_INLINE S time_of(S phase) const {
         return S(t_start) + phase / S(T(2 * PI)) * S(duration);
     }
 
-    template <typename S> XS_HD S time_of_point(Vec3<S> p, T branch, bool& valid) const {
-        S phase;
-        return time_of_point(p, branch, valid, phase);
-    }
+    // A point has a phase (is valid) off the spin axis.
+    template <typename S> XS_HD_INLINE bool off_axis(S x, S y) const { return x * x + y * y > S(T(1e-18)); }
 
-    // The same, also returning the phase it came from (the first image coordinate).
+    // Capture time of a sensor-frame point and the phase it came from (the first image coordinate).
     template <typename S> XS_HD S time_of_point(Vec3<S> p, T branch, bool& valid, S& phase) const {
-        valid = p.x * p.x + p.y * p.y > S(T(1e-18));
+        valid = off_axis(p.x, p.y);
         phase = phase_of(p, branch);
         return time_of(phase);
     }
@@ -51,10 +43,10 @@ template <typename T> struct LidarModel {
             phase[l] = phase_of(make_vec3(x[l], y[l], T(0)), branch);
             time[l] = time_of(phase[l]);
         }
-        for (int l = 0; l < L; ++l) valid[l] = x[l] * x[l] + y[l] * y[l] > T(1e-18);
+        for (int l = 0; l < L; ++l) valid[l] = off_axis(x[l], y[l]);
     }
 
-    // Elevation of a point whose phase is known (the rest of project()).
+    // Elevation of a point (the second image coordinate, once its time is solved).
     template <typename S> XS_HD S elevation_of(Vec3<S> p) const {
         S r = xsqrt(p.x * p.x + p.y * p.y + p.z * p.z);
         S rs = r > S(T(1e-30)) ? r : S(T(1e-30));

@@ -152,7 +152,7 @@ XS_HD bool newton_contracts(double q, double e0, double tolerance) {
 // The horizon H around t_mid holds every Newton iterate (phase_rate_bound); sigma points lie within rho of the
 // centre, and two of them differ by at most asin(rho / rxy) in phase.
 XS_HD bool far_branch_clear(const ProjectParams& in, const SensorRates& rates, const double* body, Vec3<double> mean,
-                            const double* scale, Vec3<double> c_mid, const UnscentedResult<double>& near, double k,
+                            double rho, Vec3<double> c_mid, const UnscentedResult<double>& near, double k,
                             bool near_left) {
     if (!near.valid) return false;
     const LidarModel<double>& lm = in.lidar;
@@ -163,7 +163,6 @@ XS_HD bool far_branch_clear(const ProjectParams& in, const SensorRates& rates, c
     const double start = near_left ? t1 : t0;
     const double e0 = xmax(xabs(root_lo - start), xabs(root_hi - start));
     const double H = xmax(xmax(xabs(root_lo - e0 - tm), xabs(root_hi + e0 - tm)), xabs(near.centre_eta - tm));
-    const double rho = xsqrt(3.0) * xmax(scale[0], xmax(scale[1], scale[2])) * (1.0 + 1e-6) + 1e-9;
     double omega, rxy;
     if (!phase_rate_bound(rates, body, mean, rho, c_mid, H, omega, rxy)) return false;
     const double q = omega * T / (2 * PI);
@@ -272,6 +271,7 @@ XS_HD GaussianFootprints footprints_of(const ProjectParams& in, int64_t g,
         const double pad0 = 2 * PI / lm.columns + in.margin[0], pad1 = 2e-3 + in.margin[1];
         UnscentedResult<double> ut;
         const SensorRates rates = rates_given ? *rates_given : sensor_rates(in, motion);
+        // a sphere around the centre holding every sigma point (rounding allowed for)
         const double rho = xsqrt(3.0) * xmax(scale[0], xmax(scale[1], scale[2])) * (1.0 + 1e-6) + 1e-9;
         auto project = [&](double branch, double eta0, double* lo, double* hi) {
             LidarBranch<double> sensor{&lm, branch, t0, t1};
@@ -299,7 +299,7 @@ XS_HD GaussianFootprints footprints_of(const ProjectParams& in, int64_t g,
             if (near_left) {
                 valid_l = project(0.0, t0, lo_l, hi_l);
                 ok_l = valid_l && intersects(lo_l, hi_l, b) && hi_l[0] - lo_l[0] < 2 * PI;
-                if (in.seam_bound && far_branch_clear(in, rates, body, mean, scale, centres[1], ut, k, true)) {
+                if (in.seam_bound && far_branch_clear(in, rates, body, mean, rho, centres[1], ut, k, true)) {
                     valid_r = true, ok_r = false, fp.far_skipped = true;
                 } else {
                     valid_r = project(2 * PI, t1, lo_r, hi_r);
@@ -308,7 +308,7 @@ XS_HD GaussianFootprints footprints_of(const ProjectParams& in, int64_t g,
             } else {
                 valid_r = project(2 * PI, t1, lo_r, hi_r);
                 ok_r = valid_r && intersects(lo_r, hi_r, b) && hi_r[0] - lo_r[0] < 2 * PI;
-                if (far_branch_clear(in, rates, body, mean, scale, centres[1], ut, k, false)) {
+                if (far_branch_clear(in, rates, body, mean, rho, centres[1], ut, k, false)) {
                     valid_l = true, ok_l = false, fp.far_skipped = true;
                 } else {
                     valid_l = project(0.0, t0, lo_l, hi_l);

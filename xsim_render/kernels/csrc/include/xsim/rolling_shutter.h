@@ -35,20 +35,14 @@ template <typename T> struct LidarBranch {
     template <int L> XS_HD void times_of_points(const T* x, const T* y, T* phase, T* time, bool* valid) const {
         model->template times_of_points<L>(x, y, branch, phase, time, valid);
     }
-    template <typename S> XS_HD S time_of_point(Vec3<S> p, bool& valid) const {
-        return model->time_of_point(p, branch, valid);
-    }
     // the time and the coordinates computed on the way (the phase; the elevation is left to finish_projection)
     template <typename S> XS_HD S time_of_point(Vec3<S> p, bool& valid, S& phase, S&) const {
         return model->time_of_point(p, branch, valid, phase);
     }
-    // the rest of project() after time_of_point(p, valid, phase, elevation)
+    // the image coordinates' rest after time_of_point(p, valid, phase, elevation): the elevation
     XS_HD bool finish_projection(Vec3<T> p, T&, T& elevation, bool valid) const {
         elevation = model->elevation_of(p);
         return valid;
-    }
-    template <typename S> XS_HD bool project(Vec3<S> p, S& phase, S& elevation) const {
-        return model->project(p, branch, phase, elevation);
     }
     template <typename S> XS_HD S time_of(S phase, S) const { return model->time_of(phase); }
     // a point within `angle` of a phase c0 stays on this branch (away from its cut at branch +- pi)
