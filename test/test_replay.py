@@ -229,33 +229,48 @@ def test_unreadable_bag_and_bad_edit(tmp_path, world, capsys):
     assert not (tmp_path / "o").exists()
 
 
+def _interrupt_after(args: list[str], captures: Path, at_least: int, sig: int) -> tuple[int, str]:
+    """Start a replay, send `sig` once `at_least` capture files are in its checkpoint; (exit code, stderr)."""
+    proc = subprocess.Popen(args, cwd=REPO, env=ENV, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if captures.is_dir() and len(list(captures.glob("*.npz"))) >= at_least:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, f"replay ended before it could be interrupted: {proc.stderr.read()}"
+    proc.send_signal(sig)
+    code = proc.wait(timeout=60)
+    return code, proc.stderr.read()
+
+
 def test_sigint_leaves_no_bag_and_resume_equals_uninterrupted(tmp_path, world):
+    """Ctrl-C, then SIGTERM during the resumed run: each stops at the next capture (exit 130 / 143), no bag, no
+    temporary files, the checkpoint kept; the second resume writes the bag an uninterrupted run writes."""
     d, scene, rig = world
-    write_bag(tmp_path / "in", duration=0.6)
+    write_bag(tmp_path / "in", duration=1.5)
     args = [sys.executable, "-m", "xsim_render.cli.main", "replay", str(tmp_path / "in"), "--scene", str(scene),
             "--rig", str(rig), "--quiet", "--ego-lateral-offset", "0.5", "--contact-rows", "0"]
     out = tmp_path / "out"
-    proc = subprocess.Popen([*args, "--out", str(out)], cwd=REPO, env=ENV, stderr=subprocess.PIPE, text=True)
-    captures = work_dir(out) / "captures"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        if captures.is_dir() and len(list(captures.glob("*.npz"))) >= 2:
-            break
-        time.sleep(0.05)
-    assert proc.poll() is None, f"replay ended before it could be interrupted: {proc.stderr.read()}"
-    proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=60) == 130
-    assert not out.exists()
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.") and p.name.endswith(".tmp")]
-    done = len(list(captures.glob("*.npz")))
-    assert 2 <= done < 10
-    resumed = subprocess.run([*args, "--out", str(out), "--resume"], cwd=REPO, env=ENV, capture_output=True,
-                             text=True, timeout=300)
-    assert resumed.returncode == 0, resumed.stderr
-    assert f"{done} from the checkpoint" in resumed.stdout or f"{done - 1} from the checkpoint" in resumed.stdout
     reference = subprocess.run([*args, "--out", str(tmp_path / "ref")], cwd=REPO, env=ENV, capture_output=True,
                                text=True, timeout=300)
     assert reference.returncode == 0, reference.stderr
+    total = int(reference.stdout.split(" captures rendered")[0].rsplit(" ", 1)[-1])
+    assert total >= 20
+    captures = work_dir(out) / "captures"
+    done = 0
+    for sig, code_expected, resume in ((signal.SIGINT, 130, []), (signal.SIGTERM, 143, ["--resume"])):
+        code, err = _interrupt_after([*args, "--out", str(out), *resume], captures, done + 2, sig)
+        assert code == code_expected, f"exit {code} after {sig.name}: {err}"
+        assert f"{sig.name}: stopping at the next safe point" in err
+        assert not out.exists()
+        assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.") and p.name.endswith(".tmp")]
+        now = len(list(captures.glob("*.npz")))
+        assert done + 2 <= now <= min(done + 6, total - 1), (done, now, total)  # stopped soon, not at the end
+        done = now
+    resumed = subprocess.run([*args, "--out", str(out), "--resume"], cwd=REPO, env=ENV, capture_output=True,
+                             text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"{total - done} captures rendered, {done} from the checkpoint" in resumed.stdout
     assert raw_messages(out) == raw_messages(tmp_path / "ref")
     assert not work_dir(out).exists()
 

@@ -10,6 +10,7 @@ import sys
 
 from ..errors import InputError
 from . import doctor_cmd, launch_cmd, render_cmd, replay_batch_cmd, replay_cmd, synth_cmd
+from .interrupt import Stopped
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as err:
         print(f"xsim {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except Stopped as stop:  # SIGINT / SIGTERM honoured at a safe point (cli/interrupt.py)
+        return 128 + stop.signum
     except KeyboardInterrupt:
         return 130
 

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from ..errors import InputError
+from .interrupt import StopSignals
 
 PROG = "xsim replay"
 
@@ -134,7 +135,9 @@ def run(args: argparse.Namespace) -> int:
     config = ReplayConfig(args.bag, args.scene, args.rig, args.out, edits, topics, args.backend, args.layout,
                           False if args.unorganized else None, args.world_from_scene, args.resume, not args.quiet,
                           max(0, args.contact_rows), args.force)
-    summary = replay(config)
+    with StopSignals("xsim replay") as signals:
+        config.stop = signals.check
+        summary = replay(config)
     rates = fps(summary)
     per_sensor = ", ".join(f"{name} {t.captures} captures {rates[name]:.2f}/s" for name, t in summary.timings.items())
     print(f"wrote {summary.out} ({sum(summary.counts.values())} messages; {edits.describe()}; "

@@ -25,6 +25,7 @@ import dataclasses
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,7 @@ class ReplayConfig:
     progress: bool = True
     contact_rows: int = 4
     overwrite: bool = False     # replace an existing OUT (once the new bag is complete)
+    stop: Callable[[], None] | None = None  # called between captures and messages; raises to stop the replay
 
 
 @dataclass
@@ -128,10 +130,14 @@ def fingerprint(config: ReplayConfig, layout: str, organized: bool) -> dict[str,
 class _Captures:
     """Render-or-reuse of captures, with the checkpoint, the progress bar and per-sensor timings."""
 
-    def __init__(self, engine: SensorEngine, checkpoint: Checkpoint, summary: ReplaySummary, bar: Any) -> None:
+    def __init__(self, engine: SensorEngine, checkpoint: Checkpoint, summary: ReplaySummary, bar: Any,
+                 stop: Callable[[], None] | None = None) -> None:
         self.engine, self.checkpoint, self.summary, self.bar = engine, checkpoint, summary, bar
+        self.stop = stop
 
     def get(self, sensor: str, epoch: int, start_ns: int) -> Outputs:
+        if self.stop is not None:
+            self.stop()
         key = f"{sensor}.{epoch}.{start_ns}"
         done = self.checkpoint.load(key)
         if done is not None:
@@ -229,7 +235,7 @@ def replay(config: ReplayConfig) -> ReplaySummary:
         from tqdm import tqdm
 
         bar = tqdm(total=total, desc="replay", unit="capture", file=sys.stderr, dynamic_ncols=True)
-    captures = _Captures(engine, checkpoint, summary, bar)
+    captures = _Captures(engine, checkpoint, summary, bar, config.stop)
     sheet_stamps = {s: scan.capture_stamps[s] for s in recorded}
     sheet_stamps.update({s: [(k, t) for k, v in enumerate(per) for t in v] for s, per in rate_starts.items()})
     sheet = _SheetCollector(rig, sheet_stamps, config.contact_rows)
@@ -257,6 +263,7 @@ def _stream(config: ReplayConfig, scan: BagScan, rig: Rig, engine: SensorEngine,
             sheet: _SheetCollector) -> None:
     topics_opt = config.topics
     edits = config.edits
+    stop = config.stop or (lambda: None)
     reader = open_reader(config.bag)
     try:
         store = reader.typestore
@@ -323,6 +330,7 @@ def _stream(config: ReplayConfig, scan: BagScan, rig: Rig, engine: SensorEngine,
                 rate_next[name][k] = i
 
         for conn, log_ns, raw in reader.messages(connections=[c for c in reader.connections if c.id in keys]):
+            stop()
             key, topic, msgtype = keys[conn.id], conn.topic, conn.msgtype
             if topic == scan.ego_topic and scan.ego_source == "odometry":
                 msg = reader.deserialize(raw, msgtype)
@@ -395,6 +403,7 @@ def _stream(config: ReplayConfig, scan: BagScan, rig: Rig, engine: SensorEngine,
                 for start in starts[rate_next[name][k]:]:
                     outputs = captures.get(name, k, start)
                     write_new(name, outputs, start + int(round(rig.sensor(name).capture_duration * NS)))
+        stop()  # last chance: a stop requested before the bag is committed leaves no bag
     except InputError:
         raise
     except (KeyboardInterrupt, OSError):
