@@ -138,6 +138,27 @@ py::array_t<double> atan2_kernel(py::array_t<double, py::array::c_style | py::ar
     return out;
 }
 
+// project.h phase_rate_bound for one point cloud (tests): a sensor motion and a body (packed, BODY_FIELDS each;
+// an empty body is the world), the LiDAR sweep [t_start, t_end], a body-frame centre `mean`, the radius rho of the
+// points around it and the horizon H around mid-sweep. Returns (bound holds, omega rad/s, rxy m, c_mid).
+py::tuple phase_rate_kernel(py::array_t<double, py::array::c_style | py::array::forcecast> motion,
+                            py::array_t<double, py::array::c_style | py::array::forcecast> body, double t_start,
+                            double t_end, py::array_t<double, py::array::c_style | py::array::forcecast> mean,
+                            double rho, double H) {
+    if (motion.size() != xs::BODY_FIELDS || (body.size() != 0 && body.size() != xs::BODY_FIELDS) || mean.size() != 3)
+        throw std::invalid_argument("phase_rate_bound: motion / body need BODY_FIELDS values, mean 3");
+    xs::ProjectParams in;
+    in.sensor = xs::SENSOR_LIDAR;
+    in.lidar.t_start = t_start, in.lidar.t_end = t_end;
+    const double* b = body.size() ? body.data() : nullptr;
+    const xs::SensorRates rates = xs::sensor_rates(in, motion.data());
+    const xs::Vec3<double> m = xs::load3(mean.data());
+    const xs::Vec3<double> c = xs::point_in_sensor(b, motion.data(), m, 0.5 * (t_start + t_end));
+    double omega = NAN, rxy = NAN;
+    const bool ok = xs::phase_rate_bound(rates, b, m, rho, c, H, omega, rxy);
+    return py::make_tuple(ok, omega, rxy, py::make_tuple(c.x, c.y, c.z));
+}
+
 // The rasterizer's alpha of float32 (sigma, D2) pairs (alpha_simd.h alpha_lanes, 16 at a time as in the
 // rasterizer) and the scalar alpha_of (response.h) beside it (tests).
 py::tuple alpha_kernel(py::array_t<float, py::array::c_style | py::array::forcecast> sigma,
@@ -166,6 +187,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     m.def("tile_cones", &tile_cones_py, "Per tile cone of sensor-frame ray directions (project_cpu.h tile_cones)");
     m.def("project", &project, "Footprints and sorted unique (tile, Gaussian) lists (csrc/cpu/project_cpu.h)");
     m.def("atan2", &atan2_kernel, "The kernels' double-precision atan2 (csrc/include/xsim/common.h), element-wise");
+    m.def("phase_rate_bound", &phase_rate_kernel, "project.h phase_rate_bound of one point cloud (tests)");
     m.def("alpha", &alpha_kernel, "The rasterizer's float32 alpha (csrc/cpu/alpha_simd.h) and the scalar alpha_of");
     m.attr("body_fields") = static_cast<int>(xs::BODY_FIELDS);
 }

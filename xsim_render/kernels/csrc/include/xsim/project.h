@@ -89,15 +89,25 @@ XS_HD bool unreachable(const ProjectParams& in, Vec3<double> c, double r) {
     return off - xasin(r / dist) > in.image_half + 1e-6;
 }
 
-// Bounds over a horizon H around t_mid, in the sensor frame: x' = -w' x x' - v', w' = R^T w has a constant
-// component w_par along the spin axis (R turns about w) and |v'| <= v_rel (sensor origin and actor point speeds).
-// For points within rho of the centre (c_mid at t_mid): |x| changes at most v_rel, the distance rxy to the spin
-// axis at most v_rel + w_perp |x|, so a phase changes at most omega = |w_par| + (v_rel + w_perp |x|) / rxy rad/s.
-// phase_rate_bound returns false where no bound holds (the points may come near the spin axis); rxy: the least
-// distance to it. SensorRates is the sensor's share of those bounds, the same for every Gaussian of a capture:
-// w_par, w_perp and the speed of the sensor origin (sensor_rates).
+// Bounds over a horizon H around t_mid, in the sensor frame: a point fixed in the world moves as
+// x' = -w' x x - v' (w' = R^T w, v' = R^T p': the sensor's angular velocity and origin velocity in its own frame),
+// a point of an actor with at most its actor's speed u on top. Its phase (azimuth about the spin axis z) changes at
+//     phi' = (x x x')_z / rxy^2 = -w'_z + x_z (x_x w'_x + x_y w'_y) / rxy^2 - (x x v')_z / rxy^2 (+ actor part),
+// where w'_z = w_par is constant (R turns about w) and |w'_xy| = w_perp. The moment m = (x x v')_z changes only
+// through w_perp, the mount lever and the actor: m' = -(w' x (x x v'))_z + (x x R^T p'')_z + (R^T u x v')_z
+// (the translation drops out, v' x v' = 0, and a turn about the spin axis turns x and v' together), and a point
+// within rho of the centre c has |m - m_c| <= rho |v'|. So for points within rho of the centre (c_mid at t_mid)
+// over the horizon, with |x| <= dist, |x_z| <= height, rxy >= the least distance to the spin axis and |v'| <= v:
+//     |phi'| <= w_par + (w_perp height + u) / rxy
+//               + min(v, (|m_c(t_mid)| + rho v + H (w_perp dist v + dist |w|^2 lever + u v)) / rxy) / rxy.
+// The moment term makes the bound directional: a point straight ahead or behind a car driving straight (the
+// LiDAR's seam) hardly turns in phase, whatever the speed. phase_rate_bound returns false where no bound holds
+// (the points may come near the spin axis); rxy: the least distance to it. SensorRates is the sensor's share of
+// those bounds, the same for every Gaussian of a capture (sensor_rates).
 struct SensorRates {
-    double w_par = 0, w_perp = 0, v = 0;
+    double w_par = 0, w_perp = 0, w = 0, v = 0;  // rad/s, rad/s, |w| rad/s, a bound on |v'| (m/s)
+    double lever = 0;                            // |mount translation| (m)
+    Vec3<double> v_mid = {0, 0, 0};              // v' at t_mid (m/s, sensor frame)
 };
 
 XS_HD SensorRates sensor_rates(const ProjectParams& in, const double* motion) {
@@ -111,24 +121,40 @@ XS_HD SensorRates sensor_rates(const ProjectParams& in, const double* motion) {
         r.w_par = xabs(dot(w, make_vec3(rot[2], rot[5], rot[8])));  // constant: the spin axis turns about w
     }
     r.w_perp = xsqrt(xmax(w_s * w_s - r.w_par * r.w_par, 0.0)) + 1e-12 * w_s;
-    r.v = norm(load3(motion + BODY_V)) +
-          w_s * (motion[BODY_HAS_MOUNT] != 0.0 ? norm(load3(motion + BODY_MOUNT_T)) : 0.0);
+    r.w = w_s * (1 + 1e-12);
+    r.lever = motion[BODY_HAS_MOUNT] != 0.0 ? norm(load3(motion + BODY_MOUNT_T)) : 0.0;
+    r.v = norm(load3(motion + BODY_V)) + w_s * r.lever;
+    if (motion[BODY_KIND] != 0.0) {  // p' = v + w x (R_ego(t) Mt), seen in the sensor frame at t_mid
+        const double tm = 0.5 * (in.lidar.t_start + in.lidar.t_end);
+        double rot[9];
+        Vec3<double> pos;
+        body_pose_at(motion, tm, rot, pos);
+        const Vec3<double> lever = pos - load3(motion + BODY_P0) - (tm - motion[BODY_T0]) * load3(motion + BODY_V);
+        r.v_mid = matTvec(rot, load3(motion + BODY_V) + cross(w, lever));
+    }
     return r;
 }
 
 XS_HD bool phase_rate_bound(const SensorRates& sensor, const double* body, Vec3<double> mean, double rho,
                             Vec3<double> c_mid, double H, double& omega, double& rxy) {
     const double w_par = sensor.w_par, w_perp = sensor.w_perp;
-    double v_rel = sensor.v;
+    double u = 0;
     if (is_body(body)) {
         double lever_b = body[BODY_HAS_MOUNT] != 0.0 ? norm(load3(body + BODY_MOUNT_T)) : 0.0;
-        v_rel += norm(load3(body + BODY_V)) + norm(load3(body + BODY_W)) * (norm(mean) + rho + lever_b);
+        u = norm(load3(body + BODY_V)) + norm(load3(body + BODY_W)) * (norm(mean) + rho + lever_b);
     }
-    v_rel = v_rel * (1 + 1e-9) + 1e-12;
+    u = u * (1 + 1e-9);
+    const double v = sensor.v * (1 + 1e-9) + 1e-12;
+    const double v_rel = v + u;
     const double dist = norm(c_mid) + rho + v_rel * H;  // every point, whole horizon
-    rxy = xsqrt(c_mid.x * c_mid.x + c_mid.y * c_mid.y) - rho - (v_rel + w_perp * dist) * H;
+    const double rc = xsqrt(c_mid.x * c_mid.x + c_mid.y * c_mid.y);
+    rxy = rc - rho - (v_rel + w_perp * dist) * H;
     if (!(rxy > 1e-6 + 1e-6 * dist)) return false;
-    omega = (w_par + (v_rel + w_perp * dist) / rxy) * (1 + 1e-9);
+    const Vec3<double> vm = sensor.v_mid;
+    const double moment = xabs(c_mid.x * vm.y - c_mid.y * vm.x) * (1 + 1e-9) + 1e-12 * rc * v + rho * v +
+                          H * (w_perp * dist * v + dist * sensor.w * sensor.w * sensor.lever + u * v);
+    const double height = xmin(dist, xabs(c_mid.z) + rho + (v_rel + sensor.w * dist) * H);  // |x_z|
+    omega = (w_par + (w_perp * height + u + xmin(v, moment / rxy)) / rxy) * (1 + 1e-9) + 1e-12;
     return true;
 }
 
