@@ -478,3 +478,26 @@ def test_empty_scene_round_trips(tmp_path: Path) -> None:
         save_scene(scene, target)
         loaded = load_scene(target)
         assert len(loaded) == 0 and loaded.sh_rest.shape == (0, 15, 3) and loaded.features.shape == (0, 4)
+
+
+def test_rotations_are_kept_until_the_quaternions_change():
+    """GaussianScene.rotations() is computed once per quats tensor and version: an in-place edit, a new tensor or
+    a dtype copy recomputes it; with quats requiring grad it stays differentiable."""
+    from dataclasses import replace
+
+    from xsim_render.geometry import quaternion
+
+    s = random_scene(40, seed=3)
+    first = s.rotations()
+    assert s.rotations() is first
+    torch.testing.assert_close(first, quaternion.to_matrix(s.quats), rtol=0, atol=0)
+    s.quats[0] = torch.tensor([0.0, 1.0, 0.0, 0.0])
+    edited = s.rotations()
+    assert edited is not first and not torch.allclose(edited[0], first[0])
+    torch.testing.assert_close(edited, quaternion.to_matrix(s.quats), rtol=0, atol=0)
+    other = replace(s, quats=torch.randn(40, 4))
+    torch.testing.assert_close(other.rotations(), quaternion.to_matrix(other.quats), rtol=0, atol=0)
+    assert s.to(torch.float64).rotations().dtype == torch.float64
+    trained = replace(s, quats=s.quats.clone().requires_grad_(True))
+    trained.rotations().sum().backward()
+    assert trained.quats.grad is not None

@@ -43,6 +43,9 @@ class GaussianScene:
     camera_decoder: CameraDecoder | None = None
     lidar_decoder: LidarDecoder | None = None
     world_from_scene: Placement | None = None
+    # rotations() of the current quats (the tensor itself and its version: an in-place edit or a new tensor
+    # recomputes them); not an input, not compared, not copied by dataclasses.replace
+    _rotations: tuple[Tensor, int, Tensor] | None = field(default=None, init=False, repr=False, compare=False)
 
     TENSOR_FIELDS = ("means", "log_scales", "quats", "opacity_camera", "opacity_lidar", "colors", "actor_ids",
                      "sh_rest", "features", "intensity")
@@ -68,8 +71,19 @@ class GaussianScene:
         return self.log_scales.exp()
 
     def rotations(self) -> Tensor:
-        """(N,3,3) rotations of the Gaussians' local axes into their own (world or actor) frame."""
-        return quaternion.to_matrix(self.quats)
+        """(N,3,3) rotations of the Gaussians' local axes into their own (world or actor) frame.
+
+        Kept between calls while quats is unchanged (every render needs them; 200k take ~8 ms): do not modify the
+        result in place. Where quats requires grad (training) they are recomputed, differentiable, every call.
+        """
+        q = self.quats
+        if q.requires_grad and torch.is_grad_enabled():
+            return quaternion.to_matrix(q)
+        kept = self._rotations
+        if kept is None or kept[0] is not q or kept[1] != q._version:
+            kept = (q, q._version, quaternion.to_matrix(q.detach()))
+            self._rotations = kept
+        return kept[2]
 
     def sigma_camera(self) -> Tensor:
         return torch.sigmoid(self.opacity_camera)
