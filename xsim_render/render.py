@@ -239,14 +239,15 @@ def render_lidar(scene: GaussianScene, lidar: LidarSpec, ego: RigidMotion, t_sta
     returns = torch.isfinite(median) & (median >= lidar.min_range) & (median <= lidar.max_range)
     if decoded:
         returns &= drop < 0.5
-    beam, column = returns.nonzero(as_tuple=True)
-    order = torch.argsort(column * lidar.beams + beam)
-    beam, column = beam[order], column[order]
-    points = median[beam, column, None] * rays.directions_sensor[beam, column]
+    # returns in column-major order (by column, then beam), gathered by flat index (cheaper than 2-D indexing)
+    column, beam = returns.T.nonzero(as_tuple=True)
+    flat = beam * lidar.columns + column
+    points = median.reshape(-1).index_select(0, flat)[:, None] * \
+        rays.directions_sensor.reshape(-1, 3).index_select(0, flat)
     out = {
         "range": comp.distance.reshape(shape), "range_median": median, "alpha": comp.alpha.reshape(shape),
         "intensity": intensity, "ray_drop_probability": drop, **_ray_outputs(rays, cap.local),
-        "points": points, "point_time": cap.local.world_times(rays.times[beam, column]),
+        "points": points, "point_time": cap.local.world_times(rays.times.reshape(-1).index_select(0, flat)),
         "point_beam": beam, "point_column": column,
         "returns": returns,
     }
