@@ -121,7 +121,6 @@ def project_and_tile_cpu(spec: CameraSpec | LidarSpec, gaussians: GaussianFrames
     ext = build.load("cpu")
     lidar = isinstance(spec, LidarSpec)
     ray_tile, tiles_x, tiles_y = lidar_ray_tile(spec) if lidar else camera_ray_tile(spec)
-    dirs, valid = sensor_directions(spec)
     keep: list[Tensor] = []
 
     def flat(t: Tensor, dtype: torch.dtype = F64) -> int:
@@ -140,13 +139,13 @@ def project_and_tile_cpu(spec: CameraSpec | LidarSpec, gaussians: GaussianFrames
         "rotations": flat(gaussians.rotations), "scales": flat(gaussians.log_scales.detach().exp()),
         "sigma": flat(gaussians.sigma), "frame": flat(gaussians.frame, torch.int64), "n_bodies": bodies.shape[0],
         "bodies": flat(bodies), "sensor_motion": flat(pack_motion(sensor)), "num_tiles": tiles_x * tiles_y,
-        "tiles_x": tiles_x, "n_rays": dirs.shape[0], "directions_sensor": flat(dirs),
-        "valid": flat(valid, torch.bool), "ray_tile": flat(ray_tile, torch.int64), "margin0": margin[0],
-        "margin1": margin[1], "cull": bool(cull),
+        "tiles_x": tiles_x, "margin0": margin[0], "margin1": margin[1], "cull": bool(cull),
         "tolerance": 1e-9 if gaussians.means.dtype == F64 else 1e-5, "keep_footprints": bool(keep_footprints),
         "threads": torch.get_num_threads(), "seam_bound": bool(seam_bound),
         "centre_bound": bool(centre_bound),
     })
+    axis, half, has_rays, _ = tile_cones(spec)  # cached per sensor geometry
+    args.update({"tile_axis": flat(axis), "tile_half": flat(half), "tile_has_rays": flat(has_rays, torch.uint8)})
     out = ext.project(args)
     assignment = TileAssignment(ray_tile, torch.from_numpy(out.pop("tile_ids")),
                                 torch.from_numpy(out.pop("gaussian_ids")), tiles_x * tiles_y)

@@ -84,24 +84,18 @@ py::dict project(const py::dict& a) {
     in.keep_footprints = flag(a, "keep_footprints");
     in.threads = static_cast<int>(size(a, "threads"));
     const int64_t nt = in.num_tiles;
-    std::vector<double> axis(3 * nt), half(nt);
-    std::vector<uint8_t> has_rays(nt);
     xs::ProjectOutputs out;
-    const int64_t n_rays = size(a, "n_rays");
-    const double* dirs = ptr<const double*>(a, "directions_sensor");
-    const bool* valid = ptr<const bool*>(a, "valid");
-    const int64_t* ray_tile = ptr<const int64_t*>(a, "ray_tile");
+    // the tiles' cones (tile_cones, computed once per sensor geometry by the caller)
+    in.tile_axis = ptr<const double*>(a, "tile_axis");
+    in.tile_half = ptr<const double*>(a, "tile_half");
+    in.tile_has_rays = ptr<const uint8_t*>(a, "tile_has_rays");
     {
         py::gil_scoped_release release;
-        xs::tile_cones(n_rays, dirs, valid, ray_tile, nt, axis.data(), half.data(), has_rays.data());
-        in.tile_axis = axis.data();
-        in.tile_half = half.data();
-        in.tile_has_rays = has_rays.data();
         double image_half = 0.0;
         for (int64_t t = 0; t < nt; ++t)
-            if (has_rays[t])
+            if (in.tile_has_rays[t])
                 image_half = std::max(image_half, xs::angle_between(xs::make_vec3(0.0, 0.0, 1.0),
-                                                                    xs::load3(axis.data() + 3 * t)) + half[t]);
+                                                                    xs::load3(in.tile_axis + 3 * t)) + in.tile_half[t]);
         in.image_half = image_half;
         xs::project_and_tile(in, out);
     }
@@ -121,8 +115,8 @@ py::dict project(const py::dict& a) {
         r["branch"] = to_numpy(std::move(out.fp_branch), {k});
         r["cone_axis"] = to_numpy(std::move(out.fp_axis), {k, 3});
         r["cone_half_angle"] = to_numpy(std::move(out.fp_half), {k});
-        r["tile_axis"] = to_numpy(std::move(axis), {nt, 3});
-        r["tile_half"] = to_numpy(std::move(half), {nt});
+        r["tile_axis"] = to_numpy(std::vector<double>(in.tile_axis, in.tile_axis + 3 * nt), {nt, 3});
+        r["tile_half"] = to_numpy(std::vector<double>(in.tile_half, in.tile_half + nt), {nt});
     }
     return r;
 }
