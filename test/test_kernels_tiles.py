@@ -21,6 +21,7 @@ from xsim_render.motion import RigidMotion
 from xsim_render.raster.rasterize import rays_in_frames
 from xsim_render.raster.response import tile_response, whitening
 from xsim_render.render import _capture, render_camera, render_lidar
+from xsim_render.scene import GaussianScene
 from xsim_render.sensors.rays import camera_rays, lidar_rays
 
 F32, F64 = torch.float32, torch.float64
@@ -114,6 +115,36 @@ def test_skipping_idle_far_seam_branches_changes_no_footprint(spin, seam, yaw_ra
     for key in ("gaussian", "lo", "hi", "full", "branch", "cone_axis", "cone_half_angle"):
         assert torch.equal(info[key], info_full[key]), key
     assert int((info["branch"] != 0).sum()) > 20, "some Gaussians lie on the seam (both branches solved)"
+
+
+@pytest.mark.parametrize("spin,seam,yaw_rate", [("ccw", math.pi, 0.1), ("cw", 0.3, -0.8)])
+def test_far_branch_skips_are_exact_for_a_band_of_gaussians_along_the_seam(spin, seam, yaw_rate):
+    """3000 Gaussians of every size (0.02-0.5 m) 3-25 m away within 0.4 rad of the seam, LiDAR on a car at 12
+    m/s: far_branch_clear skips only far branches that give no rectangle (footprints equal to solving both), and
+    the band holds Gaussians on both sides of its bound (skipped, and solved with a far rectangle)."""
+    g = torch.Generator().manual_seed(61 + (spin == "cw"))
+    n = 3000
+    lidar = lidar_rig(columns=512, spin=spin, seam=seam)
+    azimuth = seam + (torch.rand(n, generator=g, dtype=F64) * 2 - 1) * 0.4
+    dist = 3 + 22 * torch.rand(n, generator=g, dtype=F64)
+    means = torch.stack((dist * torch.cos(azimuth), dist * torch.sin(azimuth),
+                         1.8 + (torch.rand(n, generator=g, dtype=F64) * 2 - 1) * 1.5), -1)
+    scene = GaussianScene(
+        means=means, log_scales=math.log(0.02) + math.log(25) * torch.rand(n, 3, generator=g, dtype=F64),
+        quats=torch.randn(n, 4, generator=g, dtype=F64), opacity_camera=torch.full((n,), 3.0, dtype=F64),
+        opacity_lidar=torch.rand(n, generator=g, dtype=F64) * 6 - 2, colors=torch.rand(n, 3, dtype=F64),
+        actor_ids=torch.full((n,), -1))
+    ego = RigidMotion.from_values((0.0, 0.0, 0.0), (1, 0, 0, 0), (12.0, 0.5, 0.0), (0.0, 0.0, yaw_rate))
+    with torch.no_grad():
+        cap = _capture(scene, lidar, ego, 0.02, None)
+        args = (lidar, cap.gaussians, cap.sensor, cap.projection, True, True, True)
+        fast, info = project_and_tile_cpu(*args, seam_bound=True)
+        full, info_full = project_and_tile_cpu(*args, seam_bound=False)
+    assert torch.equal(fast.tile_ids, full.tile_ids) and torch.equal(fast.gaussian_ids, full.gaussian_ids)
+    for key in ("gaussian", "lo", "hi", "full", "branch", "cone_axis", "cone_half_angle"):
+        assert torch.equal(info[key], info_full[key]), key
+    both = set(info["gaussian"][info["branch"] < 0].tolist()) & set(info["gaussian"][info["branch"] > 0].tolist())
+    assert info["far_skipped"] > 0.15 * n and len(both) > 100, (info["far_skipped"], len(both))
 
 
 @pytest.mark.parametrize("dtype", [F64, F32])

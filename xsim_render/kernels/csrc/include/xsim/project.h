@@ -199,10 +199,14 @@ XS_HD bool far_branch_clear(const ProjectParams& in, const SensorRates& rates, c
     const double reach = spread + omega * (H + xabs(near.centre_eta - tm)) + 1e-9;
     const double cut_lo = near_left ? -PI : PI, cut_hi = near_left ? PI : 3 * PI;
     if (!(c0 - reach > cut_lo && c0 + reach < cut_hi)) return false;
-    // the far rectangle: phases within delta + spread' of c0 -+ 2 pi, half-extent <= 1.25 k 2 sqrt(3) spread' + pad
-    // (solves stop within the tolerance of their roots: a phase error below omega tolerance, counted twice)
+    // the far rectangle: every sigma phase d_i = c_i - c_0 within spread' of the far centre c_0 (its root time
+    // differs from the centre's by T d_i / 2 pi, hence spread / (1 - q)), c_0 within delta of c0 -+ 2 pi; the
+    // UT's variance 2 (c_0 - m)^2 + sum_i (c_i - m)^2 / 6 (m the mean of the six) equals dbar^2 + sum_i d_i^2 / 6
+    // <= 2 spread'^2, so the half-extent is at most 1.25 k sqrt(2) spread' + pad (solves stop within the
+    // tolerance of their roots: a phase error below omega tolerance, counted twice)
     const double delta = omega * T / (1 - q), spread_far = spread / (1 - q);
-    const double extent = EXTENT_SAFETY * k * 2 * xsqrt(3.0) * spread_far + 2 * PI / lm.columns + in.margin[0];
+    const double extent =
+        EXTENT_SAFETY * k * xsqrt(2.0) * spread_far * (1 + 1e-9) + 2 * PI / lm.columns + in.margin[0];
     const double clearance = delta + spread_far + extent + 4 * omega * in.tolerance + 1e-7;
     return near_left ? c0 - clearance > 0 : (2 * PI - c0) - clearance > 0;
 }
