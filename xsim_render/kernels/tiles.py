@@ -144,8 +144,9 @@ def project_and_tile_cpu(spec: CameraSpec | LidarSpec, gaussians: GaussianFrames
         "threads": torch.get_num_threads(), "seam_bound": bool(seam_bound),
         "centre_bound": bool(centre_bound),
     })
-    axis, half, has_rays, _ = tile_cones(spec)  # cached per sensor geometry
-    args.update({"tile_axis": flat(axis), "tile_half": flat(half), "tile_has_rays": flat(has_rays, torch.uint8)})
+    axis, half, has_rays, image_half = tile_cones(spec)  # cached per sensor geometry
+    args.update({"tile_axis": flat(axis), "tile_half": flat(half), "tile_has_rays": flat(has_rays, torch.uint8),
+                 "image_half": image_half})
     out = ext.project(args)
     assignment = TileAssignment(ray_tile, torch.from_numpy(out.pop("tile_ids")),
                                 torch.from_numpy(out.pop("gaussian_ids")), tiles_x * tiles_y)

@@ -85,18 +85,13 @@ py::dict project(const py::dict& a) {
     in.threads = static_cast<int>(size(a, "threads"));
     const int64_t nt = in.num_tiles;
     xs::ProjectOutputs out;
-    // the tiles' cones (tile_cones, computed once per sensor geometry by the caller)
+    // the tiles' cones and the image cone (tile_cones, computed once per sensor geometry by the caller)
     in.tile_axis = ptr<const double*>(a, "tile_axis");
     in.tile_half = ptr<const double*>(a, "tile_half");
     in.tile_has_rays = ptr<const uint8_t*>(a, "tile_has_rays");
+    in.image_half = num(a, "image_half");
     {
         py::gil_scoped_release release;
-        double image_half = 0.0;
-        for (int64_t t = 0; t < nt; ++t)
-            if (in.tile_has_rays[t])
-                image_half = std::max(image_half, xs::angle_between(xs::make_vec3(0.0, 0.0, 1.0),
-                                                                    xs::load3(in.tile_axis + 3 * t)) + in.tile_half[t]);
-        in.image_half = image_half;
         xs::project_and_tile(in, out);
     }
     py::dict r;

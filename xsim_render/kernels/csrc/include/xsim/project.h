@@ -114,24 +114,20 @@ XS_HD SensorRates sensor_rates(const ProjectParams& in, const double* motion) {
     SensorRates r;
     Vec3<double> w = load3(motion + BODY_W);
     const double w_s = norm(w);
-    if (w_s > 0) {
-        double rot[9];
-        Vec3<double> pos;
-        body_pose_at(motion, in.lidar.t_start, rot, pos);
-        r.w_par = xabs(dot(w, make_vec3(rot[2], rot[5], rot[8])));  // constant: the spin axis turns about w
-    }
-    r.w_perp = xsqrt(xmax(w_s * w_s - r.w_par * r.w_par, 0.0)) + 1e-12 * w_s;
-    r.w = w_s * (1 + 1e-12);
     r.lever = motion[BODY_HAS_MOUNT] != 0.0 ? norm(load3(motion + BODY_MOUNT_T)) : 0.0;
-    r.v = norm(load3(motion + BODY_V)) + w_s * r.lever;
-    if (motion[BODY_KIND] != 0.0) {  // p' = v + w x (R_ego(t) Mt), seen in the sensor frame at t_mid
+    if (motion[BODY_KIND] != 0.0) {  // the pose at t_mid
         const double tm = 0.5 * (in.lidar.t_start + in.lidar.t_end);
         double rot[9];
         Vec3<double> pos;
         body_pose_at(motion, tm, rot, pos);
+        r.w_par = xabs(dot(w, make_vec3(rot[2], rot[5], rot[8])));  // constant: the spin axis turns about w
+        // p' = v + w x (R_ego(t) Mt), seen in the sensor frame
         const Vec3<double> lever = pos - load3(motion + BODY_P0) - (tm - motion[BODY_T0]) * load3(motion + BODY_V);
         r.v_mid = matTvec(rot, load3(motion + BODY_V) + cross(w, lever));
     }
+    r.w_perp = xsqrt(xmax(w_s * w_s - r.w_par * r.w_par, 0.0)) + 1e-12 * w_s;
+    r.w = w_s * (1 + 1e-12);
+    r.v = norm(load3(motion + BODY_V)) + w_s * r.lever;
     return r;
 }
 
