@@ -131,13 +131,12 @@ class _Captures:
     """Render-or-reuse of captures, with the checkpoint, the progress bar and per-sensor timings."""
 
     def __init__(self, engine: SensorEngine, checkpoint: Checkpoint, summary: ReplaySummary, bar: Any,
-                 stop: Callable[[], None] | None = None) -> None:
+                 stop: Callable[[], None]) -> None:
         self.engine, self.checkpoint, self.summary, self.bar = engine, checkpoint, summary, bar
-        self.stop = stop
+        self.stop = stop  # ReplayConfig.stop (a no-op where none was given)
 
     def get(self, sensor: str, epoch: int, start_ns: int) -> Outputs:
-        if self.stop is not None:
-            self.stop()
+        self.stop()
         key = f"{sensor}.{epoch}.{start_ns}"
         done = self.checkpoint.load(key)
         if done is not None:
@@ -235,7 +234,7 @@ def replay(config: ReplayConfig) -> ReplaySummary:
         from tqdm import tqdm
 
         bar = tqdm(total=total, desc="replay", unit="capture", file=sys.stderr, dynamic_ncols=True)
-    captures = _Captures(engine, checkpoint, summary, bar, config.stop)
+    captures = _Captures(engine, checkpoint, summary, bar, config.stop or (lambda: None))
     sheet_stamps = {s: scan.capture_stamps[s] for s in recorded}
     sheet_stamps.update({s: [(k, t) for k, v in enumerate(per) for t in v] for s, per in rate_starts.items()})
     sheet = _SheetCollector(rig, sheet_stamps, config.contact_rows)
@@ -263,7 +262,7 @@ def _stream(config: ReplayConfig, scan: BagScan, rig: Rig, engine: SensorEngine,
             sheet: _SheetCollector) -> None:
     topics_opt = config.topics
     edits = config.edits
-    stop = config.stop or (lambda: None)
+    stop = captures.stop
     reader = open_reader(config.bag)
     try:
         store = reader.typestore
