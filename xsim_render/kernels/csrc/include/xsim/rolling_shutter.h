@@ -79,15 +79,18 @@ template <typename T, typename Sensor> struct TimeSolver {
     // predicted_root): a converged root outside the window then leaves no sign change inside, and step 2 is skipped.
     bool monotone = false;
 
-    // g(eta), g'(eta) and what the evaluation saw
+    // g(eta), g'(eta) and what the evaluation saw: the sensor-frame point and its velocity in closed form
+    // (point_in_sensor_moving), the sensor model in dual numbers (d/d eta)
     XS_HD void residual(T eta, T& slope, Seen<T>& seen) const {
         using D = Dual<T>;
-        D e(eta, T(1)), c0, c1;
-        Vec3<D> x = point_in_sensor(body, motion, cast3<D>(point), e);
-        D r = e - sensor.time_of_point(x, seen.valid, c0, c1);
+        Vec3<T> at, rate;
+        point_in_sensor_moving(body, motion, point, eta, at, rate);
+        const Vec3<D> x = make_vec3(D(at.x, rate.x), D(at.y, rate.y), D(at.z, rate.z));
+        D c0, c1;
+        D r = D(eta, T(1)) - sensor.time_of_point(x, seen.valid, c0, c1);
         seen.g = r.v;
         slope = r.d;
-        seen.at = make_vec3(x.x.v, x.y.v, x.z.v);
+        seen.at = at;
         seen.c0 = c0.v, seen.c1 = c1.v;
     }
 
