@@ -8,6 +8,7 @@ under 2 % of the list.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -108,8 +109,8 @@ def test_skipping_idle_far_seam_branches_changes_no_footprint(spin, seam, yaw_ra
     branches, cones) and tile lists equal those from solving both branches, and most Gaussians skip it."""
     args = _turning_lidar_capture(47 + (spin == "cw"), spin, seam, yaw_rate, dtype)
     with torch.no_grad():
-        fast, info = project_and_tile_cpu(*args, seam_bound=True, centre_bound=False)
-        full, info_full = project_and_tile_cpu(*args, seam_bound=False, centre_bound=False)
+        fast, info = project_and_tile_cpu(*args, seam_bound=True, centre_bound=False, ut_bound=False)
+        full, info_full = project_and_tile_cpu(*args, seam_bound=False, centre_bound=False, ut_bound=False)
     assert info_full["far_skipped"] == 0 and info["far_skipped"] > 0.15 * len(args[1].means)
     assert torch.equal(fast.tile_ids, full.tile_ids) and torch.equal(fast.gaussian_ids, full.gaussian_ids)
     for key in ("gaussian", "lo", "hi", "full", "branch", "cone_axis", "cone_half_angle"):
@@ -138,8 +139,8 @@ def test_far_branch_skips_are_exact_for_a_band_of_gaussians_along_the_seam(spin,
     with torch.no_grad():
         cap = _capture(scene, lidar, ego, 0.02, None)
         args = (lidar, cap.gaussians, cap.sensor, cap.projection, True, True, True)
-        fast, info = project_and_tile_cpu(*args, seam_bound=True)
-        full, info_full = project_and_tile_cpu(*args, seam_bound=False)
+        fast, info = project_and_tile_cpu(*args, seam_bound=True, ut_bound=False)
+        full, info_full = project_and_tile_cpu(*args, seam_bound=False, ut_bound=False)
     assert torch.equal(fast.tile_ids, full.tile_ids) and torch.equal(fast.gaussian_ids, full.gaussian_ids)
     for key in ("gaussian", "lo", "hi", "full", "branch", "cone_axis", "cone_half_angle"):
         assert torch.equal(info[key], info_full[key]), key
@@ -154,8 +155,8 @@ def test_centre_solves_from_the_predicted_root_reach_the_reference_root(spin, se
     the reference's start gives the same footprints to within the solve tolerance and the same tile lists."""
     args = _turning_lidar_capture(53 + (spin == "cw"), spin, seam, yaw_rate, dtype)
     with torch.no_grad():
-        warm, info = project_and_tile_cpu(*args, centre_bound=True)
-        cold, info_cold = project_and_tile_cpu(*args, centre_bound=False)
+        warm, info = project_and_tile_cpu(*args, centre_bound=True, ut_bound=False)
+        cold, info_cold = project_and_tile_cpu(*args, centre_bound=False, ut_bound=False)
     assert torch.equal(warm.tile_ids, cold.tile_ids) and torch.equal(warm.gaussian_ids, cold.gaussian_ids)
     for key in ("gaussian", "full", "branch"):
         assert torch.equal(info[key], info_cold[key]), key
@@ -166,6 +167,45 @@ def test_centre_solves_from_the_predicted_root_reach_the_reference_root(spin, se
     torch.testing.assert_close(info["hi"], info_cold["hi"], rtol=0, atol=tol)
     finite = torch.isfinite(info["lo"])
     assert float((info["lo"] - info_cold["lo"])[finite].abs().max()) > 0, "the warm start must have been taken"
+
+
+@pytest.mark.parametrize("dtype", [F64, F32])
+@pytest.mark.parametrize("spin,seam,yaw_rate,speed,share", [("ccw", 2.5, 0.8, 12.0, 0.4), ("cw", 0.3, -3.0, 12.0, 0.0),
+                                                            ("ccw", math.pi, 0.05, 25.0, 0.4)])
+def test_static_ut_rectangles_contain_the_exact_ones(spin, seam, yaw_rate, speed, share, dtype):
+    """Where predicted_root proves it, the LiDAR UT takes its sigma points at the centre's observation time and
+    widens the rectangle by a proven slack (unscented_bound.h) instead of solving each point's own time: the same
+    footprints (Gaussians, branches, cones) as solving every point, each rectangle containing the exact one and
+    wider by at most half a pad per side, the tile lists a superset (under 2 % more), and, turning no faster than a
+    car does, the shortcut taken for a large share of the Gaussians (1-10 cm up to 30 m away; in float64 also
+    small ones on a moving actor). At 3 rad/s the slack is mostly too wide to take."""
+    scene = random_scene(600, seed=71 + (spin == "cw"), centre=(0.0, 0.0, 1.5), spread=(30.0, 30.0, 2.0),
+                         n_actor=80)
+    shrink = torch.full((600, 1), math.log(0.25), dtype=F64)  # 1-10 cm, on the actor 1-4 mm
+    shrink[:80] += math.log(0.04)
+    scene = dataclasses.replace(scene, log_scales=scene.log_scales + shrink).to(dtype)
+    lidar = lidar_rig(columns=1024, spin=spin, seam=seam)
+    ego = RigidMotion.from_values((0.0, 0.0, 0.0), (1, 0, 0, 0), (speed, 1.0, 0.0), (0.0, 0.0, yaw_rate))
+    with torch.no_grad():
+        cap = _capture(scene, lidar, ego, 0.02, None)
+        args = (lidar, cap.gaussians, cap.sensor, cap.projection, True, True, True)
+        wide, info = project_and_tile_cpu(*args, ut_bound=True)
+        exact, info_exact = project_and_tile_cpu(*args, ut_bound=False)
+    for key in ("gaussian", "full", "branch", "cone_axis", "cone_half_angle"):
+        assert torch.equal(info[key], info_exact[key]), key
+    rect = ~info["full"].bool()
+    lo, hi, lo_x, hi_x = info["lo"][rect], info["hi"][rect], info_exact["lo"][rect], info_exact["hi"][rect]
+    assert bool((lo <= lo_x).all()) and bool((hi >= hi_x).all()), "a widened rectangle misses part of the exact one"
+    pad = torch.tensor([2 * math.pi / lidar.columns, 2e-3], dtype=F64)
+    grown = torch.maximum(lo_x - lo, hi - hi_x)
+    assert bool((grown <= 0.5 * pad + 1e-9).all())
+    widened = (grown > 1e-12).all(dim=1)
+    assert float(widened.float().mean()) >= share, "the shortcut must be taken for a large share of Gaussians"
+    if dtype == F64 and share > 0:  # (float32's 1e-5 s solve tolerance alone widens the actor's nearby ones too much)
+        on_actor = cap.gaussians.frame[info["gaussian"][rect]] != 0
+        assert bool(widened[on_actor].any()), "and for some on the actor"
+    ref, got = pairs(exact), pairs(wide)
+    assert ref <= got and len(got - ref) <= 0.02 * len(ref)
 
 
 def _unit(g: torch.Generator, n: int) -> torch.Tensor:

@@ -110,14 +110,17 @@ def pack_motion(motion: RigidMotion) -> Tensor:
 def project_and_tile_cpu(spec: CameraSpec | LidarSpec, gaussians: GaussianFrames, sensor: RigidMotion,
                          projection: CameraProjection | LidarProjection, phase_modeling: bool = True,
                          cull: bool = True, keep_footprints: bool = False, seam_bound: bool = True,
-                         centre_bound: bool = True) -> tuple[TileAssignment, dict]:
+                         centre_bound: bool = True, ut_bound: bool = True) -> tuple[TileAssignment, dict]:
     """TileAssignment of a capture (the reference's project_gaussians + camera_tiles / lidar_tiles) and a dict
     of statistics (culled, cones, far_skipped) and, with keep_footprints, the footprints (gaussian, lo, hi, full,
     branch, cone_axis, cone_half_angle) and tile cones (tile_axis, tile_half). far_skipped counts the LiDAR
     Gaussians whose far seam branch was proven idle and not solved (project.h far_branch_clear); seam_bound=False
     solves every branch (the same footprints, slower: for tests). centre_bound=False starts every LiDAR centre time
     solve at the reference's start instead of the predicted root where project.h centre_start proves both reach
-    the same root (footprints equal to within the solve tolerance: for tests)."""
+    the same root (footprints equal to within the solve tolerance: for tests). ut_bound=False solves every LiDAR
+    sigma point at its own time instead of taking, where predicted_root proves it and it costs little, the UT of the
+    sigma points seen at the centre's time widened by a proven slack (csrc/include/xsim/unscented_bound.h: the
+    rectangles then contain the exact ones, a few more tiles; for tests)."""
     ext = build.load("cpu")
     lidar = isinstance(spec, LidarSpec)
     ray_tile, tiles_x, tiles_y = lidar_ray_tile(spec) if lidar else camera_ray_tile(spec)
@@ -142,7 +145,7 @@ def project_and_tile_cpu(spec: CameraSpec | LidarSpec, gaussians: GaussianFrames
         "tiles_x": tiles_x, "margin0": margin[0], "margin1": margin[1], "cull": bool(cull),
         "tolerance": 1e-9 if gaussians.means.dtype == F64 else 1e-5, "keep_footprints": bool(keep_footprints),
         "threads": torch.get_num_threads(), "seam_bound": bool(seam_bound),
-        "centre_bound": bool(centre_bound),
+        "centre_bound": bool(centre_bound), "ut_bound": bool(ut_bound),
     })
     axis, half, has_rays, image_half = tile_cones(spec)  # cached per sensor geometry
     args.update({"tile_axis": flat(axis), "tile_half": flat(half), "tile_has_rays": flat(has_rays, torch.uint8),

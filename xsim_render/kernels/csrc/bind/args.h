@@ -158,6 +158,7 @@ inline void project_params(const py::dict& a, ProjectParams& in) {
     // unless the arguments say otherwise (tests compare both)
     in.seam_bound = !a.contains("seam_bound") || flag(a, "seam_bound");
     in.centre_bound = !a.contains("centre_bound") || flag(a, "centre_bound");
+    in.ut_bound = !a.contains("ut_bound") || flag(a, "ut_bound");
 }
 
 }  // namespace bind

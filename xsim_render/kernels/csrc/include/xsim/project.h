@@ -12,10 +12,15 @@
 #include "footprint.h"
 #include "lidar_model.h"
 #include "tiling.h"
+#include "unscented_bound.h"
 
 namespace xs {
 
 enum SensorKind : int { SENSOR_CAMERA = 0, SENSOR_LIDAR = 1 };
+
+// unscented_static's rectangle stands for unscented_transform's where it is wider by at most this many pads (one
+// firing column / 2 mrad): the extra tiles stay rare
+inline constexpr double UT_SLACK_MAX = 0.25;
 
 // Everything the per-Gaussian projection reads (host or device pointers, by where it runs).
 struct ProjectParams {
@@ -46,6 +51,7 @@ struct ProjectParams {
     double tolerance = 1e-9;            // time-solve tolerance (s): the reference's, 1e-9 (float64) / 1e-5 (float32)
     bool seam_bound = false;            // LiDAR: skip the far seam branch where far_branch_clear proves it idle
     bool centre_bound = false;          // LiDAR: the time-solve shortcuts that predicted_root proves
+    bool ut_bound = false;              // LiDAR: unscented_static's widened rectangles where they cost little
 };
 
 struct GaussianFootprints {
@@ -132,7 +138,7 @@ XS_HD SensorRates sensor_rates(const ProjectParams& in, const double* motion) {
 }
 
 XS_HD bool phase_rate_bound(const SensorRates& sensor, const double* body, Vec3<double> mean, double rho,
-                            Vec3<double> c_mid, double H, double& omega, double& rxy) {
+                            Vec3<double> c_mid, double H, double& omega, double& rxy, double* elevation_rate = nullptr) {
     const double w_par = sensor.w_par, w_perp = sensor.w_perp;
     double u = 0;
     if (is_body(body)) {
@@ -151,6 +157,14 @@ XS_HD bool phase_rate_bound(const SensorRates& sensor, const double* body, Vec3<
                           H * (w_perp * dist * v + dist * sensor.w * sensor.w * sensor.lever + u * v);
     const double height = xmin(dist, xabs(c_mid.z) + rho + (v_rel + sensor.w * dist) * H);  // |x_z|
     omega = (w_par + (w_perp * height + u + xmin(v, moment / rxy)) / rxy) * (1 + 1e-9) + 1e-12;
+    if (elevation_rate) {
+        // elevation e = atan2(x_z, rxy): |e'| <= (rxy |x_z'| + |x_z| |x'|) / |x|^2 with |x'| <= |w| dist + v + u and
+        // |x_z'| <= w_perp dist + |v'_z| + u, where v'_z changes at most w_perp v + |w|^2 lever per second
+        // (d/dt v' = R^T p'' - w' x v', |p''| <= |w|^2 lever); and |e'| <= |x'| / |x| always
+        const double speed = sensor.w * dist + v_rel;
+        const double z_rate = w_perp * dist + xabs(vm.z) + H * (w_perp * v + sensor.w * sensor.w * sensor.lever) + u;
+        *elevation_rate = xmin(speed / rxy, z_rate / rxy + height * speed / (rxy * rxy)) * (1 + 1e-9) + 1e-12;
+    }
     return true;
 }
 
@@ -215,19 +229,21 @@ XS_HD bool far_branch_clear(const ProjectParams& in, const SensorRates& rates, c
 // root there and Newton (or a chord step with another point's g' first) from any start in the range converges
 // to it within the reference's iterations: from the prediction tau(phase at t_mid) the centre takes one or two
 // steps instead of three or four from the sweep's end, and its sigma points may start from its root (rho > 0).
+// `proof` (optional) receives the bounds behind a finite start (unscented_bound.h MotionProof).
 XS_HD double predicted_root(const ProjectParams& in, const SensorRates& rates, const double* body, Vec3<double> mean,
-                            Vec3<double> c_mid, double branch, double rho) {
+                            Vec3<double> c_mid, double branch, double rho, MotionProof* proof = nullptr) {
     const LidarModel<double>& lm = in.lidar;
     const double T = lm.duration, t0 = lm.t_start, t1 = lm.t_end, tm = 0.5 * (t0 + t1);
     if (!(T > 0) || !(t1 >= t0)) return NAN;
     const double root_lo = lm.time_of(branch - PI), root_hi = lm.time_of(branch + PI), e0 = root_hi - root_lo;
     const double H = xmax(xabs(root_lo - e0 - tm), xabs(root_hi + e0 - tm));
-    double omega, rxy;
-    if (!phase_rate_bound(rates, body, mean, rho, c_mid, H, omega, rxy)) return NAN;
+    double omega, rxy, elevation_rate;
+    if (!phase_rate_bound(rates, body, mean, rho, c_mid, H, omega, rxy, &elevation_rate)) return NAN;
     if (!newton_contracts(omega * T / (2 * PI), e0, in.tolerance)) return NAN;
     const double spread = rho > 0 ? xasin(xmin(rho / (rxy + rho), 1.0)) : 0.0;
     const double phase = lm.phase_of(c_mid, branch), reach = spread + omega * H + 1e-9;
     if (!(phase - reach > branch - PI && phase + reach < branch + PI)) return NAN;
+    if (proof) proof->omega = omega, proof->elevation_rate = elevation_rate;
     return xclamp(lm.time_of(phase), root_lo, root_hi);
 }
 
@@ -299,23 +315,46 @@ XS_HD GaussianFootprints footprints_of(const ProjectParams& in, int64_t g,
         const SensorRates rates = rates_given ? *rates_given : sensor_rates(in, motion);
         // a sphere around the centre holding every sigma point (rounding allowed for)
         const double rho = xsqrt(3.0) * xmax(scale[0], xmax(scale[1], scale[2])) * (1.0 + 1e-6) + 1e-9;
-        auto project = [&](double branch, double eta0, double* lo, double* hi) {
+        // UT rectangle of one branch: valid, and ok = valid, meets the sweep's bounds and (seam branches) spans less
+        // than 2 pi. Where predicted_root holds for every sigma point, unscented_static's widened rectangle stands
+        // for unscented_transform's if it is wider by at most UT_SLACK_MAX pads and decides `ok` as the narrowed
+        // one does (then also as unscented_transform's: it lies between them)
+        auto project = [&](double branch, double eta0, double* lo, double* hi, bool seam_branch, bool& ok) {
             LidarBranch<double> sensor{&lm, branch, t0, t1};
             // proven starts (predicted_root): the centre's from its predicted root, and the sigma points' from the
             // centre's root even near the branch cut, where the bound holds for all of them
             double from = NAN, all = NAN;
+            MotionProof proof;
             if (in.centre_bound) {
-                all = predicted_root(in, rates, body, mean, centres[1], branch, rho);
+                all = predicted_root(in, rates, body, mean, centres[1], branch, rho, &proof);
                 from = xisfinite(all) ? all : predicted_root(in, rates, body, mean, centres[1], branch, 0.0);
+            }
+            if (in.ut_bound && xisfinite(all)) {
+                ut = unscented_static(sensor, body, motion, mean, rot, scale, tol, all, proof);
+                const double widen = 1 + EXTENT_SAFETY * k * xsqrt(2.0);
+                if (ut.bounded && ut.slack[0] * widen <= UT_SLACK_MAX * pad0 &&
+                    ut.slack[1] * widen <= UT_SLACK_MAX * pad1) {
+                    double lo_in[2], hi_in[2];
+                    ut_rect_slack(ut, k, pad0, pad1, lo, hi, lo_in, hi_in);
+                    const bool meets = intersects(lo, hi, b), meets_in = intersects(lo_in, hi_in, b);
+                    const bool narrow = !seam_branch || hi[0] - lo[0] < 2 * PI;
+                    const bool narrow_in = !seam_branch || hi_in[0] - lo_in[0] < 2 * PI;
+                    if (meets == meets_in && narrow == narrow_in) {
+                        ok = meets && narrow;
+                        return true;
+                    }
+                }
             }
             ut = unscented_transform(sensor, body, motion, mean, rot, scale, eta0, tol, true, from, xisfinite(all));
             ut_rect(ut, k, pad0, pad1, lo, hi);
+            ok = ut.valid && intersects(lo, hi, b) && (!seam_branch || hi[0] - lo[0] < 2 * PI);
             return ut.valid;
         };
         double lo_c[2], hi_c[2];
         if (!in.phase_modeling) {
-            bool valid_c = project(PI, tm, lo_c, hi_c);
-            if (valid_c && intersects(lo_c, hi_c, b)) add_rect(fp, lo_c, hi_c, 0);
+            bool ok_c;
+            bool valid_c = project(PI, tm, lo_c, hi_c, false, ok_c);
+            if (ok_c) add_rect(fp, lo_c, hi_c, 0);
             failed = failed || !valid_c;
         } else {
             double lo_l[2], hi_l[2], lo_r[2], hi_r[2];
@@ -323,30 +362,25 @@ XS_HD GaussianFootprints footprints_of(const ProjectParams& in, int64_t g,
             // near branch first (the one holding the centre's phase at t_mid); the far one only if it may matter
             const bool near_left = !in.seam_bound || lm.phase_of(centres[1], PI) < PI;
             if (near_left) {
-                valid_l = project(0.0, t0, lo_l, hi_l);
-                ok_l = valid_l && intersects(lo_l, hi_l, b) && hi_l[0] - lo_l[0] < 2 * PI;
+                valid_l = project(0.0, t0, lo_l, hi_l, true, ok_l);
                 if (in.seam_bound && far_branch_clear(in, rates, body, mean, rho, centres[1], ut, k, true)) {
                     valid_r = true, ok_r = false, fp.far_skipped = true;
                 } else {
-                    valid_r = project(2 * PI, t1, lo_r, hi_r);
-                    ok_r = valid_r && intersects(lo_r, hi_r, b) && hi_r[0] - lo_r[0] < 2 * PI;
+                    valid_r = project(2 * PI, t1, lo_r, hi_r, true, ok_r);
                 }
             } else {
-                valid_r = project(2 * PI, t1, lo_r, hi_r);
-                ok_r = valid_r && intersects(lo_r, hi_r, b) && hi_r[0] - lo_r[0] < 2 * PI;
+                valid_r = project(2 * PI, t1, lo_r, hi_r, true, ok_r);
                 if (far_branch_clear(in, rates, body, mean, rho, centres[1], ut, k, false)) {
                     valid_l = true, ok_l = false, fp.far_skipped = true;
                 } else {
-                    valid_l = project(0.0, t0, lo_l, hi_l);
-                    ok_l = valid_l && intersects(lo_l, hi_l, b) && hi_l[0] - lo_l[0] < 2 * PI;
+                    valid_l = project(0.0, t0, lo_l, hi_l, true, ok_l);
                 }
             }
             bool valid_c = false, ok_c = false;
             // Algorithm 2 needs the central projection only where neither seam branch sees the Gaussian (and
             // the trust test only where both seam branches failed)
             if ((!ok_l && !ok_r) || (!valid_l && !valid_r)) {
-                valid_c = project(PI, tm, lo_c, hi_c);
-                ok_c = valid_c && intersects(lo_c, hi_c, b);
+                valid_c = project(PI, tm, lo_c, hi_c, false, ok_c);
             }
             if (ok_l) add_rect(fp, lo_l, hi_l, -1);
             if (ok_c && !ok_l && !ok_r) add_rect(fp, lo_c, hi_c, 0);

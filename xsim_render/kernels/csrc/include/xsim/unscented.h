@@ -28,7 +28,29 @@ template <typename T> struct UnscentedResult {
     bool valid;    // every sigma point projects validly and its time solve converged
     T centre[2];   // image coordinates of the centre (sigma point 0) at its observation time
     T centre_eta;  // the centre's observation time (s)
+    // unscented_static only (unscented_bound.h): every image coordinate of unscented_transform's sigma points lies
+    // within slack of the one this result's moments come from (where bounded; zero for unscented_transform)
+    T slack[2] = {T(0), T(0)};
+    bool bounded = false;
 };
+
+// The UT's moments (weights: mean 0 | 1/6 x 6, covariance 2 | 1/6 x 6) of the sigma points' image coordinates.
+template <typename T> XS_HD void ut_moments(const T (*coords)[2], UnscentedResult<T>& out) {
+    const T w_c0 = T(2), w = T(1) / T(6);
+    out.mean[0] = out.mean[1] = T(0);
+    for (int i = 1; i < UT_POINTS; ++i) {
+        out.mean[0] += w * coords[i][0];
+        out.mean[1] += w * coords[i][1];
+    }
+    out.cov[0] = out.cov[1] = out.cov[2] = T(0);
+    for (int i = 0; i < UT_POINTS; ++i) {
+        T wc = i == 0 ? w_c0 : w;
+        T dx = coords[i][0] - out.mean[0], dy = coords[i][1] - out.mean[1];
+        out.cov[0] += wc * dx * dx;
+        out.cov[1] += wc * dx * dy;
+        out.cov[2] += wc * dy * dy;
+    }
+}
 
 // Sigma point i (0: centre; 1..3: +axis; 4..6: -axis) of a Gaussian (mean, rotation row-major, std devs).
 template <typename T> XS_HD Vec3<T> sigma_point(Vec3<T> mean, const T* rot, const T* scale, int i) {
@@ -157,20 +179,7 @@ XS_HD UnscentedResult<T> unscented_transform(const Sensor& sensor, const T* body
             coords[i][1] = r.valid ? r.c1 : T(0);
         }
     }
-    const T w_c0 = T(2), w = T(1) / T(6);
-    out.mean[0] = out.mean[1] = T(0);
-    for (int i = 1; i < UT_POINTS; ++i) {
-        out.mean[0] += w * coords[i][0];
-        out.mean[1] += w * coords[i][1];
-    }
-    out.cov[0] = out.cov[1] = out.cov[2] = T(0);
-    for (int i = 0; i < UT_POINTS; ++i) {
-        T wc = i == 0 ? w_c0 : w;
-        T dx = coords[i][0] - out.mean[0], dy = coords[i][1] - out.mean[1];
-        out.cov[0] += wc * dx * dx;
-        out.cov[1] += wc * dx * dy;
-        out.cov[2] += wc * dy * dy;
-    }
+    ut_moments(coords, out);
     return out;
 }
 
