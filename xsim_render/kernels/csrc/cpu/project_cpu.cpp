@@ -8,19 +8,28 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <memory>
+#include <new>
+#include <type_traits>
 
 
 namespace xs {
 
 void project_and_tile(const ProjectInputs& in, ProjectOutputs& out) {
     const int64_t n = in.n, nt = in.num_tiles;
-    std::vector<GaussianFootprints> fps(n);
+    // footprints, constructed in the parallel pass (no destructor runs)
+    static_assert(std::is_trivially_destructible<GaussianFootprints>::value, "freed without destructors");
+    std::unique_ptr<GaussianFootprints[], void (*)(void*)> fps_store(
+        static_cast<GaussianFootprints*>(std::malloc(sizeof(GaussianFootprints) * std::max<int64_t>(n, 1))), std::free);
+    GaussianFootprints* fps = fps_store.get();
+    if (!fps) throw std::bad_alloc();
     std::vector<int64_t> offset(n + 1, 0);
     int64_t culled = 0, cones = 0, far_skipped = 0;
     const SensorRates rates = sensor_rates(in, in.sensor_motion);
 #pragma omp parallel for num_threads(in.threads) schedule(dynamic, 256) reduction(+ : culled, cones, far_skipped)
     for (int64_t g = 0; g < n; ++g) {
-        fps[g] = footprints_of(in, g, &rates);
+        new (fps + g) GaussianFootprints(footprints_of(in, g, &rates));
         offset[g + 1] = count_pairs(in, fps[g]);
         culled += fps[g].culled;
         cones += fps[g].cone;

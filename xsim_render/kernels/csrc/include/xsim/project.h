@@ -329,11 +329,14 @@ XS_HD GaussianFootprints footprints_of(const ProjectParams& in, int64_t g,
                 all = predicted_root(in, rates, body, mean, centres[1], branch, rho, &proof);
                 from = xisfinite(all) ? all : predicted_root(in, rates, body, mean, centres[1], branch, 0.0);
             }
-            if (in.ut_bound && xisfinite(all)) {
-                ut = unscented_static(sensor, body, motion, mean, rot, scale, tol, all, proof);
+            SolveResult<double> centre;
+            const bool solved = in.ut_bound && xisfinite(all);
+            if (solved) {  // the centre from its predicted root, as unscented_transform would
+                centre = TimeSolver<double, LidarBranch<double>>{sensor, body, motion, mean, tol, true}.solve(all);
                 const double widen = 1 + EXTENT_SAFETY * k * xsqrt(2.0);
-                if (ut.bounded && ut.slack[0] * widen <= UT_SLACK_MAX * pad0 &&
-                    ut.slack[1] * widen <= UT_SLACK_MAX * pad1) {
+                const double slack_max[2] = {UT_SLACK_MAX * pad0 / widen, UT_SLACK_MAX * pad1 / widen};
+                ut = unscented_static(sensor, body, motion, mean, rot, scale, tol, centre, proof, slack_max);
+                if (ut.bounded) {
                     double lo_in[2], hi_in[2];
                     ut_rect_slack(ut, k, pad0, pad1, lo, hi, lo_in, hi_in);
                     const bool meets = intersects(lo, hi, b), meets_in = intersects(lo_in, hi_in, b);
@@ -345,7 +348,8 @@ XS_HD GaussianFootprints footprints_of(const ProjectParams& in, int64_t g,
                     }
                 }
             }
-            ut = unscented_transform(sensor, body, motion, mean, rot, scale, eta0, tol, true, from, xisfinite(all));
+            ut = unscented_transform(sensor, body, motion, mean, rot, scale, eta0, tol, true, from, xisfinite(all),
+                                     solved ? &centre : nullptr);
             ut_rect(ut, k, pad0, pad1, lo, hi);
             ok = ut.valid && intersects(lo, hi, b) && (!seam_branch || hi[0] - lo[0] < 2 * PI);
             return ut.valid;

@@ -112,13 +112,15 @@ template <typename T, typename Sensor>
 XS_HD UnscentedResult<T> unscented_transform(const Sensor& sensor, const T* body, const T* motion, Vec3<T> mean,
                                              const T* rot, const T* scale, T eta0, T tolerance,
                                              bool warm_start = true, T centre_eta0 = T(NAN),
-                                             bool unique_roots = false) {
+                                             bool unique_roots = false, const SolveResult<T>* centre = nullptr) {
     T coords[UT_POINTS][2];
     UnscentedResult<T> out;
     // the centre, from eta0 (or from centre_eta0 where the caller proved it reaches the same root)
-    SolveResult<T> r0 =
-        TimeSolver<T, Sensor>{sensor, body, motion, mean, tolerance, xisfinite(centre_eta0)}
-            .solve(xisfinite(centre_eta0) ? centre_eta0 : eta0);
+    // (`centre`: that solve, done by the caller)
+    const SolveResult<T> r0 =
+        centre ? *centre
+               : TimeSolver<T, Sensor>{sensor, body, motion, mean, tolerance, xisfinite(centre_eta0)}.solve(
+                     xisfinite(centre_eta0) ? centre_eta0 : eta0);
     out.distance = r0.distance;
     out.centre[0] = r0.c0, out.centre[1] = r0.c1, out.centre_eta = r0.eta;
     out.valid = r0.valid;

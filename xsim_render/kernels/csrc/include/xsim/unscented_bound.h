@@ -34,21 +34,34 @@ template <int L, typename T> XS_HD void elevations_of_points(const Seen<T>* seen
     }
 }
 
-// The UT of a LiDAR Gaussian on one phase branch from the sigma points seen at the centre's root (solved from
-// centre_eta0, a start predicted_root proved), with the slack of the comment above; bounded = false (the caller
-// runs unscented_transform) where the centre's solve fails or a point lies on the spin axis.
+// The UT of a LiDAR Gaussian on one phase branch from the sigma points seen at the centre's root r0 (solved from a
+// start predicted_root proved), with the slack of the comment above; bounded = false (the caller runs
+// unscented_transform) where the centre's solve failed, a point lies on the spin axis, or the slack exceeds
+// `slack_max` (per coordinate; first, before any sigma point is projected, hopeless cases are told by the slack of
+// half the largest phase offset a sigma point can have, asin(rho / r_xy): most offsets come near it).
 template <typename T>
 XS_HD UnscentedResult<T> unscented_static(const LidarBranch<T>& sensor, const T* body, const T* motion, Vec3<T> mean,
-                                          const T* rot, const T* scale, T tolerance, T centre_eta0,
-                                          const MotionProof& proof) {
+                                          const T* rot, const T* scale, T tolerance, const SolveResult<T>& r0,
+                                          const MotionProof& proof, const T* slack_max) {
     UnscentedResult<T> out;
-    const SolveResult<T> r0 =
-        TimeSolver<T, LidarBranch<T>>{sensor, body, motion, mean, tolerance, true}.solve(centre_eta0);
     out.distance = r0.distance;
     out.centre[0] = r0.c0, out.centre[1] = r0.c1, out.centre_eta = r0.eta;
     out.valid = r0.valid;
     const T duration = sensor.model->duration, q = T(proof.omega) * duration / T(2 * PI);
     if (!r0.valid || !(q < T(0.2))) return out;
+    const T omega = T(proof.omega), turn = T(proof.elevation_rate), per_rad = duration / T(2 * PI);
+    auto slack = [&](T ds, T& e0, T& e1) {  // a sigma point's phase and elevation slack, phase offset ds
+        const T a = (q * ds + T(2) * omega * tolerance) / (T(1) - q);
+        e0 = a * T(1 + 1e-9) + T(1e-10);
+        e1 = turn * (T(2) * tolerance + per_rad * (a + ds)) * T(1 + 1e-9) + T(1e-10);
+    };
+    {
+        const T rho = xsqrt(T(3)) * xmax(scale[0], xmax(scale[1], scale[2])) * T(1 + 1e-6);
+        const T rxy = xsqrt(r0.at.x * r0.at.x + r0.at.y * r0.at.y);
+        T e0, e1;
+        slack(rho < rxy ? T(0.5) * xasin(rho / rxy) : T(PI), e0, e1);
+        if (!(e0 <= slack_max[0] && e1 <= slack_max[1])) return out;  // hopeless
+    }
     Seen<T> seen[UT_POINTS + 1];  // 1..6, and a padding lane for the elevations
     for (int a = 0; a < 3; ++a) {
         const T f = xsqrt(T(3)) * scale[a];
@@ -63,22 +76,16 @@ XS_HD UnscentedResult<T> unscented_static(const LidarBranch<T>& sensor, const T*
     elevations_of_points<UT_POINTS + 1>(seen, elevation);
     T coords[UT_POINTS][2];
     coords[0][0] = r0.c0, coords[0][1] = r0.c1;
-    const T omega = T(proof.omega), turn = T(proof.elevation_rate), per_rad = duration / T(2 * PI);
-    T e0 = T(0), e1 = T(0);
+    T ds = T(0);
     for (int i = 1; i < UT_POINTS; ++i) {
         if (!seen[i].valid) return out;
         coords[i][0] = seen[i].c0, coords[i][1] = elevation[i];
-        const T ds = xabs(seen[i].c0 - r0.c0);
-        const T a = (q * ds + T(2) * omega * tolerance) / (T(1) - q);
-        const T dt = T(2) * tolerance + per_rad * (a + ds);
-        e0 = xmax(e0, a);
-        e1 = xmax(e1, turn * dt);
+        ds = xmax(ds, xabs(seen[i].c0 - r0.c0));
     }
     ut_moments(coords, out);
-    // rounding of the static points and of both computations' arithmetic, far below the slack's other terms
-    out.slack[0] = e0 * T(1 + 1e-9) + T(1e-10);
-    out.slack[1] = e1 * T(1 + 1e-9) + T(1e-10);
-    out.bounded = true;
+    // (the factor and the floor: rounding of the static points and of both computations' arithmetic)
+    slack(ds, out.slack[0], out.slack[1]);
+    out.bounded = out.slack[0] <= slack_max[0] && out.slack[1] <= slack_max[1];
     return out;
 }
 
