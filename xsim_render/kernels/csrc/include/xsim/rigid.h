@@ -208,21 +208,6 @@ XS_HD bool points_in_sensor_lanes(const T* body, const T* sensor, const T* t, T*
     return true;
 }
 
-// Body-frame direction -> sensor frame at time t: the linear part of point_in_sensor (a point x + d of the body is
-// seen at point_in_sensor(x) + direction_in_sensor(d)).
-template <typename T> XS_HD Vec3<T> direction_in_sensor(const T* body, const T* sensor, Vec3<T> d, T t) {
-    Vec3<T> y = d;
-    if (body && body[BODY_KIND] != T(0)) {
-        if (body[BODY_HAS_MOUNT] != T(0)) y = matvec(body + BODY_MOUNT_R, y);
-        y = so3_rotate((t - body[BODY_T0]) * load3(body + BODY_W), matvec(body + BODY_R0, y));
-    }
-    if (sensor[BODY_KIND] != T(0)) {
-        y = matTvec(sensor + BODY_R0, so3_rotate(-(t - sensor[BODY_T0]) * load3(sensor + BODY_W), y));
-        if (sensor[BODY_HAS_MOUNT] != T(0)) y = matTvec(sensor + BODY_MOUNT_R, y);
-    }
-    return y;
-}
-
 // Exp(w) v1 and Exp(w) v2 (so3_rotate of two vectors by one rotation: the coefficients once).
 template <typename T> XS_HD void so3_rotate2(Vec3<T> w, Vec3<T> v1, Vec3<T> v2, Vec3<T>& r1, Vec3<T>& r2) {
     T a, b;
@@ -264,6 +249,36 @@ XS_HD void point_in_sensor_moving(const T* body, const T* sensor, Vec3<T> x, T t
     if (sensor[BODY_HAS_MOUNT] != T(0)) {
         at = matTvec(sensor + BODY_MOUNT_R, at - load3(sensor + BODY_MOUNT_T));
         rate = matTvec(sensor + BODY_MOUNT_R, rate);
+    }
+}
+
+// Body-frame directions -> sensor frame at time t, the linear part of point_in_sensor (a point x + d of the body is
+// seen at point_in_sensor(x) + the turned d): the columns a of a 3x3 matrix m (row-major) scaled by f[a], each
+// rotation's coefficients computed once (the UT's sigma offsets sqrt(3) s_a R[:, a]).
+template <typename T>
+XS_HD void columns_in_sensor(const T* body, const T* sensor, const T* m, const T* f, T t, Vec3<T>* out) {
+    for (int a = 0; a < 3; ++a) out[a] = make_vec3(f[a] * m[a], f[a] * m[3 + a], f[a] * m[6 + a]);
+    if (body && body[BODY_KIND] != T(0)) {
+        const Vec3<T> w = (t - body[BODY_T0]) * load3(body + BODY_W);
+        T ca, cb;
+        so3_coefficients(dot(w, w), ca, cb);
+        for (int a = 0; a < 3; ++a) {
+            Vec3<T> y = out[a];
+            if (body[BODY_HAS_MOUNT] != T(0)) y = matvec(body + BODY_MOUNT_R, y);
+            y = matvec(body + BODY_R0, y);
+            const Vec3<T> wxy = cross(w, y);
+            out[a] = y + ca * wxy + cb * cross(w, wxy);
+        }
+    }
+    if (sensor[BODY_KIND] != T(0)) {
+        const Vec3<T> w = -(t - sensor[BODY_T0]) * load3(sensor + BODY_W);
+        T ca, cb;
+        so3_coefficients(dot(w, w), ca, cb);
+        for (int a = 0; a < 3; ++a) {
+            const Vec3<T> y = out[a], wxy = cross(w, y);
+            out[a] = matTvec(sensor + BODY_R0, y + ca * wxy + cb * cross(w, wxy));
+            if (sensor[BODY_HAS_MOUNT] != T(0)) out[a] = matTvec(sensor + BODY_MOUNT_R, out[a]);
+        }
     }
 }
 

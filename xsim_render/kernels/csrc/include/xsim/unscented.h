@@ -145,10 +145,8 @@ XS_HD UnscentedResult<T> unscented_transform(const Sensor& sensor, const T* body
         const T start = r0.eta, hint = r0.slope, stop = T(SOLVE_STOP) * tolerance;
         const bool inside = start >= sensor.t_start && start <= sensor.t_end;
         Vec3<T> offset[3];  // sqrt(3) s_a R[:, a] in the sensor frame at the centre's time
-        for (int a = 0; a < 3; ++a) {
-            const T f = xsqrt(T(3)) * scale[a];
-            offset[a] = direction_in_sensor(body, motion, make_vec3(f * rot[a], f * rot[3 + a], f * rot[6 + a]), start);
-        }
+        const T f[3] = {xsqrt(T(3)) * scale[0], xsqrt(T(3)) * scale[1], xsqrt(T(3)) * scale[2]};
+        columns_in_sensor(body, motion, rot, f, start, offset);
         Seen<T> first[UT_POINTS], seen[UT_POINTS];
         T eta[UT_POINTS];
         bool settled[UT_POINTS], stepped[UT_POINTS];

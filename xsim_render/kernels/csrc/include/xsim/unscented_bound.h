@@ -63,12 +63,12 @@ XS_HD UnscentedResult<T> unscented_static(const LidarBranch<T>& sensor, const T*
         if (!(e0 <= slack_max[0] && e1 <= slack_max[1])) return out;  // hopeless
     }
     Seen<T> seen[UT_POINTS + 1];  // 1..6, and a padding lane for the elevations
+    const T f[3] = {xsqrt(T(3)) * scale[0], xsqrt(T(3)) * scale[1], xsqrt(T(3)) * scale[2]};
+    Vec3<T> offset[3];  // sqrt(3) s_a R[:, a] in the sensor frame at the centre's time
+    columns_in_sensor(body, motion, rot, f, r0.eta, offset);
     for (int a = 0; a < 3; ++a) {
-        const T f = xsqrt(T(3)) * scale[a];
-        const Vec3<T> offset = direction_in_sensor(body, motion, make_vec3(f * rot[a], f * rot[3 + a], f * rot[6 + a]),
-                                                   r0.eta);
-        seen[1 + a].at = r0.at + offset;
-        seen[4 + a].at = r0.at - offset;
+        seen[1 + a].at = r0.at + offset[a];
+        seen[4 + a].at = r0.at - offset[a];
     }
     seen[0].at = seen[UT_POINTS].at = r0.at;
     first_residuals(sensor, r0.eta, seen);  // phases of 1..6 on the branch, and whether they are off the axis
