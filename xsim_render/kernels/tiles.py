@@ -98,7 +98,8 @@ def sensor_arguments(spec: CameraSpec | LidarSpec, projection: CameraProjection 
     return {"sensor": 1, "spin_sign": float(spec.spin_sign), "seam": float(spec.seam_azimuth),
             "duration": float(spec.capture_duration), "t_start": float(projection.t_start),
             "t_end": float(projection.t_end), "columns": spec.columns, "beams": spec.beams,
-            "el_lo": float(bounds[2]), "el_hi": float(bounds[3]), "elevations_sorted": elevations.data_ptr()}
+            "el_lo": float(bounds[2]), "el_hi": float(bounds[3]), "elevations_sorted": elevations.data_ptr(),
+            "fan_sin_lo": math.sin(float(elevations[0])), "fan_sin_hi": math.sin(float(elevations[-1]))}
 
 
 def pack_motion(motion: RigidMotion) -> Tensor:

@@ -138,6 +138,7 @@ inline void project_params(const py::dict& a, ProjectParams& in) {
         l.beams = static_cast<int>(size(a, "beams"));
         l.el_lo = num(a, "el_lo"), l.el_hi = num(a, "el_hi");
         in.elevations_sorted = ptr<const double*>(a, "elevations_sorted");
+        if (a.contains("fan_sin_lo")) in.fan_sin[0] = num(a, "fan_sin_lo"), in.fan_sin[1] = num(a, "fan_sin_hi");
     }
     in.phase_modeling = flag(a, "phase_modeling");
     in.n = size(a, "n");

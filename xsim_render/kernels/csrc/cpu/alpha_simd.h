@@ -88,7 +88,8 @@ inline uint32_t alpha8(const float* sigma, const float* d2, float* a) {
 // float, AVX2: 8 lanes at a time (n a multiple of 8), the scalar call only on needed lanes out of range.
 inline void alpha_lanes(const float* sigma, const float* d2, float* a, int n, uint32_t lanes) {
     uint32_t wide = 0;
-    for (int k = 0; k + 8 <= n; k += 8) wide |= simd_exp::alpha8(sigma + k, d2 + k, a + k) << k;
+    for (int k = 0; k + 8 <= n; k += 8)
+        if ((lanes >> k) & 0xffu) wide |= simd_exp::alpha8(sigma + k, d2 + k, a + k) << k;  // (others not needed)
     for (int k = n & ~7; k < n; ++k) wide |= 1u << k;  // a tail: scalar
     alpha_lanes<float>(sigma, d2, a, n, wide & lanes);
 }

@@ -37,7 +37,10 @@ template <typename T> XS_HD T drift_bound(const T* body, const T* sensor, Vec3<T
         a += norm(load3(body + BODY_V)) + norm(load3(body + BODY_W)) * (norm(mean) + lever_b);
     }
     T wh = w_s * h;
-    T growth = h * (wh > T(1e-12) ? expm1(wh) / wh : T(1));
+    // expm1(x) / x: its Taylor series below x = 0.01 (terms to x^6: exact to rounding there; no library call)
+    const T series = T(1) + wh * (T(0.5) + wh * (T(1.0 / 6) + wh * (T(1.0 / 24) + wh * (T(1.0 / 120) +
+                     wh * (T(1.0 / 720) + wh * T(1.0 / 5040))))));
+    T growth = h * (wh < T(0.01) ? series : expm1(wh) / wh);
     return (a + w_s * distance) * growth;
 }
 

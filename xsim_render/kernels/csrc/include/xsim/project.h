@@ -29,6 +29,7 @@ struct ProjectParams {
     CameraModel<double> camera;
     LidarModel<double> lidar;
     const double* elevations_sorted = nullptr;  // (beams,) ascending (LiDAR)
+    double fan_sin[2] = {NAN, NAN};             // sines of the lowest and highest beam's elevation (NaN: unknown)
     bool phase_modeling = true;
     // Gaussians (N) in their body's frame: mean (N,3), rotation (N,3,3) row-major, std devs (N,3), opacity, body
     int64_t n = 0;
@@ -76,8 +77,11 @@ XS_HD bool unreachable(const ProjectParams& in, Vec3<double> c, double r) {
     double dist = norm(c);
     if (dist <= r) return false;
     if (in.sensor == SENSOR_LIDAR) {
-        double el = xasin(c.z / dist), rho = xasin(r / dist);
         const double* e = in.elevations_sorted;
+        // the centre's own elevation within the fan (sines compared, with room for rounding): reachable
+        const double sz = c.z / dist;
+        if (sz >= in.fan_sin[0] + 1e-12 && sz <= in.fan_sin[1] - 1e-12) return false;
+        double el = xasin(c.z / dist), rho = xasin(r / dist);
         return el - rho > e[in.lidar.beams - 1] + 1e-6 || el + rho < e[0] - 1e-6;
     }
     const CameraModel<double>& cam = in.camera;
