@@ -139,15 +139,19 @@ def project_and_tile_cpu(spec: CameraSpec | LidarSpec, gaussians: GaussianFrames
     args = sensor_arguments(spec, projection, keep)
     margin = TILE_MARGIN["lidar" if lidar else "camera"]
     args.update({
-        "phase_modeling": bool(phase_modeling), "n": n, "means": flat(gaussians.means),
-        "rotations": flat(gaussians.rotations), "scales": flat(gaussians.log_scales.detach().exp()),
-        "sigma": flat(gaussians.sigma), "frame": flat(gaussians.frame, torch.int64), "n_bodies": bodies.shape[0],
+        "phase_modeling": bool(phase_modeling), "n": n, "frame": flat(gaussians.frame, torch.int64),
+        "n_bodies": bodies.shape[0],
         "bodies": flat(bodies), "sensor_motion": flat(pack_motion(sensor)), "num_tiles": tiles_x * tiles_y,
         "tiles_x": tiles_x, "margin0": margin[0], "margin1": margin[1], "cull": bool(cull),
         "tolerance": 1e-9 if gaussians.means.dtype == F64 else 1e-5, "keep_footprints": bool(keep_footprints),
         "threads": torch.get_num_threads(), "seam_bound": bool(seam_bound),
         "centre_bound": bool(centre_bound), "ut_bound": bool(ut_bound),
     })
+    # a float32 scene is read in place (the kernel widens each Gaussian), others as float64
+    precision, suffix = (torch.float32, "32") if gaussians.means.dtype == torch.float32 else (F64, "")
+    args.update({f"{key}{suffix}": flat(value, precision) for key, value in (
+        ("means", gaussians.means), ("rotations", gaussians.rotations),
+        ("scales", gaussians.log_scales.detach().exp()), ("sigma", gaussians.sigma))})
     axis, half, has_rays, image_half = tile_cones(spec)  # cached per sensor geometry
     args.update({"tile_axis": flat(axis), "tile_half": flat(half), "tile_has_rays": flat(has_rays, torch.uint8),
                  "image_half": image_half})

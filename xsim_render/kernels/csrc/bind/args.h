@@ -142,10 +142,18 @@ inline void project_params(const py::dict& a, ProjectParams& in) {
     }
     in.phase_modeling = flag(a, "phase_modeling");
     in.n = size(a, "n");
-    in.means = ptr<const double*>(a, "means");
-    in.rotations = ptr<const double*>(a, "rotations");
-    in.scales = ptr<const double*>(a, "scales");
-    in.sigma = ptr<const double*>(a, "sigma");
+    if (a.contains("means32")) {  // a float32 scene in place
+        in.means32 = ptr<const float*>(a, "means32");
+        in.rotations32 = ptr<const float*>(a, "rotations32");
+        in.scales32 = ptr<const float*>(a, "scales32");
+        in.sigma32 = ptr<const float*>(a, "sigma32");
+        in.means = in.rotations = in.scales = in.sigma = nullptr;
+    } else {
+        in.means = ptr<const double*>(a, "means");
+        in.rotations = ptr<const double*>(a, "rotations");
+        in.scales = ptr<const double*>(a, "scales");
+        in.sigma = ptr<const double*>(a, "sigma");
+    }
     in.frame = ptr<const int64_t*>(a, "frame");
     in.n_bodies = size(a, "n_bodies");
     in.bodies = ptr<const double*>(a, "bodies");

@@ -37,6 +37,11 @@ struct ProjectParams {
     const double* rotations = nullptr;
     const double* scales = nullptr;
     const double* sigma = nullptr;
+    // or the same in float32 (a float32 scene read in place, widened per Gaussian; used where means32 is set)
+    const float* means32 = nullptr;
+    const float* rotations32 = nullptr;
+    const float* scales32 = nullptr;
+    const float* sigma32 = nullptr;
     const int64_t* frame = nullptr;
     int64_t n_bodies = 0;
     const double* bodies = nullptr;         // (F, BODY_FIELDS)
@@ -262,13 +267,24 @@ XS_HD void add_rect(GaussianFootprints& fp, const double* lo, const double* hi, 
 XS_HD GaussianFootprints footprints_of(const ProjectParams& in, int64_t g,
                                        const SensorRates* rates_given = nullptr) {
     GaussianFootprints fp;
-    double k = opacity_extent(in.sigma[g]);
+    double rot_w[9], scale_w[3];  // widened from float32
+    const double* rot = in.rotations ? in.rotations + 9 * g : rot_w;
+    const double* scale = in.scales ? in.scales + 3 * g : scale_w;
+    Vec3<double> mean;
+    double sigma;
+    if (in.means32) {
+        for (int i = 0; i < 9; ++i) rot_w[i] = double(in.rotations32[9 * g + i]);
+        for (int i = 0; i < 3; ++i) scale_w[i] = double(in.scales32[3 * g + i]);
+        mean = make_vec3(double(in.means32[3 * g]), double(in.means32[3 * g + 1]), double(in.means32[3 * g + 2]));
+        sigma = double(in.sigma32[g]);
+    } else {
+        mean = load3(in.means + 3 * g);
+        sigma = in.sigma[g];
+    }
+    double k = opacity_extent(sigma);
     if (!(k > 0)) return fp;
     const double* body = body_of(in, g);
     const double* motion = in.sensor_motion;
-    Vec3<double> mean = load3(in.means + 3 * g);
-    const double* rot = in.rotations + 9 * g;
-    const double* scale = in.scales + 3 * g;
     double radius = k * xmax(scale[0], xmax(scale[1], scale[2]));
     const bool lidar = in.sensor == SENSOR_LIDAR;
     const double t0 = lidar ? in.lidar.t_start : in.camera.t_start;
