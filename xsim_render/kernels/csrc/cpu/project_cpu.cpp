@@ -17,51 +17,31 @@
 namespace xs {
 namespace {
 
-// The non-empty tile ranges of one Gaussian's rectangles (at most 3 rectangles x 2 column segments), found in the
-// counting pass and walked in the writing pass (project.h visit_pairs' order; cones are tested in both passes).
-struct RectRanges {
-    TileRange r[6];
-    int n;
-};
-
-int64_t count_ranges(const ProjectInputs& in, const GaussianFootprints& fp, RectRanges& rr) {
-    int64_t count = 0;
-    rr.n = 0;
-    for (int i = 0; i < fp.n_rect; ++i) {
-        TileRange ranges[2];
-        const int m = rect_ranges(in, fp, i, ranges);
-        for (int s = 0; s < m; ++s) {
-            if (ranges[s].empty()) continue;
-            rr.r[rr.n++] = ranges[s];
-            count += ranges[s].count();
-        }
-    }
-    if (fp.cone)
-        for (int64_t t = 0; t < in.num_tiles; ++t) count += cone_hits_tile(in, fp, t);
-    return count;
+// An uninitialised array of n trivially destructible T (constructed by the caller where used; freed with free).
+template <typename T> std::unique_ptr<T[], void (*)(void*)> raw_array(int64_t n) {
+    static_assert(std::is_trivially_destructible<T>::value, "freed without destructors");
+    std::unique_ptr<T[], void (*)(void*)> p(static_cast<T*>(std::malloc(sizeof(T) * std::max<int64_t>(n, 1))), std::free);
+    if (!p) throw std::bad_alloc();
+    return p;
 }
 
 }  // namespace
 
 void project_and_tile(const ProjectInputs& in, ProjectOutputs& out) {
     const int64_t n = in.n, nt = in.num_tiles;
-    // footprints, constructed in the parallel pass (no destructor runs)
-    static_assert(std::is_trivially_destructible<GaussianFootprints>::value, "freed without destructors");
-    static_assert(std::is_trivially_destructible<RectRanges>::value, "freed without destructors");
-    std::unique_ptr<GaussianFootprints[], void (*)(void*)> fps_store(
-        static_cast<GaussianFootprints*>(std::malloc(sizeof(GaussianFootprints) * std::max<int64_t>(n, 1))), std::free);
+    // footprints and their rectangles' tile ranges, constructed in the counting pass (found once, walked in the
+    // writing pass)
+    auto fps_store = raw_array<GaussianFootprints>(n);
+    auto ranges_store = raw_array<FootprintRanges>(n);
     GaussianFootprints* fps = fps_store.get();
-    std::unique_ptr<RectRanges[], void (*)(void*)> ranges_store(
-        static_cast<RectRanges*>(std::malloc(sizeof(RectRanges) * std::max<int64_t>(n, 1))), std::free);
-    RectRanges* ranges = ranges_store.get();
-    if (!fps || !ranges) throw std::bad_alloc();
+    FootprintRanges* ranges = ranges_store.get();
     std::vector<int64_t> offset(n + 1, 0);
     int64_t culled = 0, cones = 0, far_skipped = 0;
     const SensorRates rates = sensor_rates(in, in.sensor_motion);
 #pragma omp parallel for num_threads(in.threads) schedule(dynamic, 256) reduction(+ : culled, cones, far_skipped)
     for (int64_t g = 0; g < n; ++g) {
         new (fps + g) GaussianFootprints(footprints_of(in, g, &rates));
-        offset[g + 1] = count_ranges(in, fps[g], ranges[g]);
+        offset[g + 1] = count_pairs(in, fps[g], ranges[g]);
         culled += fps[g].culled;
         cones += fps[g].cone;
         far_skipped += fps[g].far_skipped;
@@ -76,15 +56,7 @@ void project_and_tile(const ProjectInputs& in, ProjectOutputs& out) {
     for (int64_t g = 0; g < n; ++g) {
         int64_t* out_tiles = raw_tile.data() + offset[g];
         int64_t k = 0;
-        const RectRanges& rr = ranges[g];
-        for (int s = 0; s < rr.n; ++s) {
-            const TileRange& r = rr.r[s];
-            for (int y = r.y0; y <= r.y1; ++y)
-                for (int x = r.x0; x <= r.x1; ++x) out_tiles[k++] = int64_t(y) * in.tiles_x + x;
-        }
-        if (fps[g].cone)
-            for (int64_t t = 0; t < in.num_tiles; ++t)
-                if (cone_hits_tile(in, fps[g], t)) out_tiles[k++] = t;
+        visit_pairs(in, fps[g], ranges[g], [&](int64_t t) { out_tiles[k++] = t; });
     }
     // owner Gaussian of each raw pair: contiguous per Gaussian
     // stable counting sort by tile: per thread a contiguous block of Gaussians (hence of pairs)

@@ -105,7 +105,7 @@ template <typename T> XS_HD bool near_spin_axis(const Vec3<T>* centres, int n, T
         // angle to the axis exceeds twice it where its sine r_xy / dist exceeds 2 s >= sin(2 asin(s))
         const T s = T(EXTENT_SAFETY) * radius, rxy2 = centres[i].x * centres[i].x + centres[i].y * centres[i].y;
         if (s < T(0.5) * dist && rxy2 > T(4 * (1 + 1e-9)) * s * s) continue;
-        T to_axis = xatan2(xsqrt(centres[i].x * centres[i].x + centres[i].y * centres[i].y), xabs(centres[i].z));
+        T to_axis = xatan2(xsqrt(rxy2), xabs(centres[i].z));
         T spread = xasin(xmin(T(EXTENT_SAFETY) * radius / xmax(dist, T(1e-30)), T(1)));
         if (to_axis <= T(2) * spread) return true;
     }

@@ -86,7 +86,7 @@ XS_HD bool unreachable(const ProjectParams& in, Vec3<double> c, double r) {
         // the centre's own elevation within the fan (sines compared, with room for rounding): reachable
         const double sz = c.z / dist;
         if (sz >= in.fan_sin[0] + 1e-12 && sz <= in.fan_sin[1] - 1e-12) return false;
-        double el = xasin(c.z / dist), rho = xasin(r / dist);
+        double el = xasin(sz), rho = xasin(r / dist);
         return el - rho > e[in.lidar.beams - 1] + 1e-6 || el + rho < e[0] - 1e-6;
     }
     const CameraModel<double>& cam = in.camera;
@@ -356,7 +356,7 @@ XS_HD GaussianFootprints footprints_of(const ProjectParams& in, int64_t g,
                 centre = TimeSolver<double, LidarBranch<double>>{sensor, body, motion, mean, tol, true}.solve(all);
                 const double widen = 1 + EXTENT_SAFETY * k * xsqrt(2.0);
                 const double slack_max[2] = {UT_SLACK_MAX * pad0 / widen, UT_SLACK_MAX * pad1 / widen};
-                ut = unscented_static(sensor, body, motion, mean, rot, scale, tol, centre, proof, slack_max);
+                ut = unscented_static(sensor, body, motion, mean, rot, scale, rho, tol, centre, proof, slack_max);
                 if (ut.bounded) {
                     double lo_in[2], hi_in[2];
                     ut_rect_slack(ut, k, pad0, pad1, lo, hi, lo_in, hi_in);
@@ -438,43 +438,43 @@ XS_HD bool cone_hits_tile(const ProjectParams& in, const GaussianFootprints& fp,
                       in.tile_half[t]);
 }
 
-// Pairs of one Gaussian, written to `tiles` when given; returns how many.
-// Visit the tiles of one Gaussian's footprints (rectangle ranges, then the cone's tiles; a tile covered twice
-// is visited twice); returns how many. visit(tile) may be a no-op (counting).
-template <typename Visit> XS_HD int64_t visit_pairs(const ProjectParams& in, const GaussianFootprints& fp, Visit visit) {
-    int64_t count = 0;
-    for (int i = 0; i < fp.n_rect; ++i) {
-        TileRange ranges[2];
-        int n = rect_ranges(in, fp, i, ranges);
-        for (int s = 0; s < n; ++s) {
-            const TileRange& r = ranges[s];
-            if (r.empty()) continue;
-            for (int y = r.y0; y <= r.y1; ++y)
-                for (int x = r.x0; x <= r.x1; ++x) visit(int64_t(y) * in.tiles_x + x);
-            count += r.count();
-        }
-    }
-    if (fp.cone) {
-        for (int64_t t = 0; t < in.num_tiles; ++t) {
-            if (!cone_hits_tile(in, fp, t)) continue;
-            visit(t);
-            ++count;
-        }
-    }
-    return count;
-}
+// The non-empty tile ranges of one Gaussian's rectangles (at most 3 rectangles x 2 column segments).
+struct FootprintRanges {
+    TileRange r[6];
+    int n;
+};
 
-// Number of pairs of one Gaussian without visiting them one by one (rectangles: area; cones: tested).
-XS_HD int64_t count_pairs(const ProjectParams& in, const GaussianFootprints& fp) {
+// Number of pairs of one Gaussian (rectangles: their areas; a cone: the tiles it meets, tested), keeping the
+// rectangles' tile ranges in `fr` for visit_pairs.
+XS_HD int64_t count_pairs(const ProjectParams& in, const GaussianFootprints& fp, FootprintRanges& fr) {
     int64_t count = 0;
+    fr.n = 0;
     for (int i = 0; i < fp.n_rect; ++i) {
         TileRange ranges[2];
-        int n = rect_ranges(in, fp, i, ranges);
-        for (int s = 0; s < n; ++s) count += ranges[s].count();
+        const int m = rect_ranges(in, fp, i, ranges);
+        for (int s = 0; s < m; ++s) {
+            if (ranges[s].empty()) continue;
+            fr.r[fr.n++] = ranges[s];
+            count += ranges[s].count();
+        }
     }
     if (fp.cone)
         for (int64_t t = 0; t < in.num_tiles; ++t) count += cone_hits_tile(in, fp, t);
     return count;
+}
+
+// Visit the tiles of one Gaussian's footprints: the rectangles' ranges (from count_pairs), then the cone's tiles; a
+// tile covered twice is visited twice.
+template <typename Visit>
+XS_HD void visit_pairs(const ProjectParams& in, const GaussianFootprints& fp, const FootprintRanges& fr, Visit visit) {
+    for (int s = 0; s < fr.n; ++s) {
+        const TileRange& r = fr.r[s];
+        for (int y = r.y0; y <= r.y1; ++y)
+            for (int x = r.x0; x <= r.x1; ++x) visit(int64_t(y) * in.tiles_x + x);
+    }
+    if (fp.cone)
+        for (int64_t t = 0; t < in.num_tiles; ++t)
+            if (cone_hits_tile(in, fp, t)) visit(t);
 }
 
 }  // namespace xs

@@ -61,12 +61,17 @@ template <typename T> XS_HD void so3_exp(Vec3<T> w, T* r) {
     r[8] = T(1) + b * (-w.y * w.y - w.x * w.x);
 }
 
+// v + a (w x v) + b (w x (w x v)): Exp(w) v for a, b = so3_coefficients(|w|^2) (one pair for many vectors).
+template <typename T> XS_HD_INLINE Vec3<T> so3_turn(Vec3<T> w, T a, T b, Vec3<T> v) {
+    Vec3<T> wxv = cross(w, v);
+    return v + a * wxv + b * cross(w, wxv);
+}
+
 // Exp(w) v without forming the matrix (geometry/so3.py rotate).
 template <typename T> XS_HD Vec3<T> so3_rotate(Vec3<T> w, Vec3<T> v) {
     T a, b;
     so3_coefficients(dot(w, w), a, b);
-    Vec3<T> wxv = cross(w, v);
-    return v + a * wxv + b * cross(w, wxv);
+    return so3_turn(w, a, b, v);
 }
 
 // Pose (R body->world, p) of a packed body at time t (identity for the world).
@@ -212,9 +217,8 @@ XS_HD bool points_in_sensor_lanes(const T* body, const T* sensor, const T* t, T*
 template <typename T> XS_HD void so3_rotate2(Vec3<T> w, Vec3<T> v1, Vec3<T> v2, Vec3<T>& r1, Vec3<T>& r2) {
     T a, b;
     so3_coefficients(dot(w, w), a, b);
-    const Vec3<T> c1 = cross(w, v1), c2 = cross(w, v2);
-    r1 = v1 + a * c1 + b * cross(w, c1);
-    r2 = v2 + a * c2 + b * cross(w, c2);
+    r1 = so3_turn(w, a, b, v1);
+    r2 = so3_turn(w, a, b, v2);
 }
 
 // point_in_sensor and its time derivative (m, m/s) in closed form, for the Newton slope of the rolling-shutter
@@ -265,9 +269,7 @@ XS_HD void columns_in_sensor(const T* body, const T* sensor, const T* m, const T
         for (int a = 0; a < 3; ++a) {
             Vec3<T> y = out[a];
             if (body[BODY_HAS_MOUNT] != T(0)) y = matvec(body + BODY_MOUNT_R, y);
-            y = matvec(body + BODY_R0, y);
-            const Vec3<T> wxy = cross(w, y);
-            out[a] = y + ca * wxy + cb * cross(w, wxy);
+            out[a] = so3_turn(w, ca, cb, matvec(body + BODY_R0, y));
         }
     }
     if (sensor[BODY_KIND] != T(0)) {
@@ -275,8 +277,7 @@ XS_HD void columns_in_sensor(const T* body, const T* sensor, const T* m, const T
         T ca, cb;
         so3_coefficients(dot(w, w), ca, cb);
         for (int a = 0; a < 3; ++a) {
-            const Vec3<T> y = out[a], wxy = cross(w, y);
-            out[a] = matTvec(sensor + BODY_R0, y + ca * wxy + cb * cross(w, wxy));
+            out[a] = matTvec(sensor + BODY_R0, so3_turn(w, ca, cb, out[a]));
             if (sensor[BODY_HAS_MOUNT] != T(0)) out[a] = matTvec(sensor + BODY_MOUNT_R, out[a]);
         }
     }

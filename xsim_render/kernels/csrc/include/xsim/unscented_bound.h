@@ -38,10 +38,11 @@ template <int L, typename T> XS_HD void elevations_of_points(const Seen<T>* seen
 // start predicted_root proved), with the slack of the comment above; bounded = false (the caller runs
 // unscented_transform) where the centre's solve failed, a point lies on the spin axis, or the slack exceeds
 // `slack_max` (per coordinate; first, before any sigma point is projected, hopeless cases are told by the slack of
-// half the largest phase offset a sigma point can have, asin(rho / r_xy): most offsets come near it).
+// half the largest phase offset a sigma point can have, asin(rho / r_xy) with rho the radius of a sphere around
+// the centre holding every sigma point: most offsets come near it).
 template <typename T>
 XS_HD UnscentedResult<T> unscented_static(const LidarBranch<T>& sensor, const T* body, const T* motion, Vec3<T> mean,
-                                          const T* rot, const T* scale, T tolerance, const SolveResult<T>& r0,
+                                          const T* rot, const T* scale, T rho, T tolerance, const SolveResult<T>& r0,
                                           const MotionProof& proof, const T* slack_max) {
     UnscentedResult<T> out;
     out.distance = r0.distance;
@@ -56,7 +57,6 @@ XS_HD UnscentedResult<T> unscented_static(const LidarBranch<T>& sensor, const T*
         e1 = turn * (T(2) * tolerance + per_rad * (a + ds)) * T(1 + 1e-9) + T(1e-10);
     };
     {
-        const T rho = xsqrt(T(3)) * xmax(scale[0], xmax(scale[1], scale[2])) * T(1 + 1e-6);
         const T rxy = xsqrt(r0.at.x * r0.at.x + r0.at.y * r0.at.y);
         T e0, e1;
         slack(rho < rxy ? T(0.5) * xasin(rho / rxy) : T(PI), e0, e1);
