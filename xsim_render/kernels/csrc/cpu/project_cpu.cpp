@@ -1,7 +1,7 @@
-// CPU projection + tiling (see project_cpu.h). Three parallel passes over the Gaussians (footprints and pair
-// counts; pairs written in Gaussian order at prefix-sum offsets), then a stable parallel counting sort by tile
-// (so each tile's list is ascending in Gaussian index) and an in-place removal of adjacent duplicates (a
-// Gaussian whose two phase footprints, or rectangle and cone, cover the same tile).
+// CPU projection + tiling (see project_cpu.h). One parallel pass over chunks of Gaussians (footprints and their
+// pairs, appended to per-thread lists in Gaussian order), then a stable parallel counting sort by tile (so each
+// tile's list is ascending in Gaussian index) and an in-place removal of adjacent duplicates (a Gaussian whose
+// two phase footprints, or rectangle and cone, cover the same tile).
 #include "project_cpu.h"
 
 #include <omp.h>
@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <memory>
 #include <new>
+#include <stdexcept>
 #include <type_traits>
 
 
@@ -25,48 +26,63 @@ template <typename T> std::unique_ptr<T[], void (*)(void*)> raw_array(int64_t n)
     return p;
 }
 
+// Gaussians per work item of the footprint pass
+constexpr int64_t CHUNK_GAUSSIANS = 256;
+
 }  // namespace
 
 void project_and_tile(const ProjectInputs& in, ProjectOutputs& out) {
     const int64_t n = in.n, nt = in.num_tiles;
-    // footprints and their rectangles' tile ranges, constructed in the counting pass (found once, walked in the
-    // writing pass)
-    auto fps_store = raw_array<GaussianFootprints>(n);
-    auto ranges_store = raw_array<FootprintRanges>(n);
-    GaussianFootprints* fps = fps_store.get();
-    FootprintRanges* ranges = ranges_store.get();
-    std::vector<int64_t> offset(n + 1, 0);
+    const int threads = std::max(1, in.threads);
+    if (n >= (int64_t(1) << 32) || nt >= (int64_t(1) << 31))
+        throw std::length_error("project_and_tile: more than 2^32 Gaussians or 2^31 tiles");
+    // footprints and their pairs in one parallel pass over chunks of consecutive Gaussians: each thread appends
+    // a chunk's pairs, (tile << 32) | Gaussian in Gaussian order, to its own list and notes where they lie
+    const int64_t n_chunks = (n + CHUNK_GAUSSIANS - 1) / CHUNK_GAUSSIANS;
+    struct Chunk {
+        int thread;
+        int64_t begin, end;
+    };
+    std::vector<Chunk> chunks(n_chunks);
+    std::vector<std::vector<uint64_t>> lists(threads);
+    auto fps_store = raw_array<GaussianFootprints>(in.keep_footprints ? n : 0);
     int64_t culled = 0, cones = 0, far_skipped = 0;
     const SensorRates rates = sensor_rates(in, in.sensor_motion);
-#pragma omp parallel for num_threads(in.threads) schedule(dynamic, 256) reduction(+ : culled, cones, far_skipped)
-    for (int64_t g = 0; g < n; ++g) {
-        new (fps + g) GaussianFootprints(footprints_of(in, g, &rates));
-        offset[g + 1] = count_pairs(in, fps[g], ranges[g]);
-        culled += fps[g].culled;
-        cones += fps[g].cone;
-        far_skipped += fps[g].far_skipped;
+#pragma omp parallel num_threads(threads) reduction(+ : culled, cones, far_skipped)
+    {
+        const int thread = omp_get_thread_num();
+        std::vector<uint64_t>& list = lists[thread];
+        list.reserve(static_cast<size_t>(2 * n / threads + 1024));
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t c = 0; c < n_chunks; ++c) {
+            const int64_t begin = static_cast<int64_t>(list.size());
+            for (int64_t g = c * CHUNK_GAUSSIANS; g < std::min(n, (c + 1) * CHUNK_GAUSSIANS); ++g) {
+                const GaussianFootprints fp = footprints_of(in, g, &rates);
+                FootprintRanges fr;
+                footprint_ranges(in, fp, fr);
+                visit_pairs(in, fp, fr, [&](int64_t t) { list.push_back((uint64_t(t) << 32) | uint64_t(g)); });
+                culled += fp.culled;
+                cones += fp.cone;
+                far_skipped += fp.far_skipped;
+                if (in.keep_footprints) new (fps_store.get() + g) GaussianFootprints(fp);
+            }
+            chunks[c] = {thread, begin, static_cast<int64_t>(list.size())};
+        }
     }
     out.culled = culled;
     out.cones = cones;
     out.far_skipped = far_skipped;
-    for (int64_t g = 0; g < n; ++g) offset[g + 1] += offset[g];
-    const int64_t total = offset[n];
-    std::vector<int64_t> raw_tile(total);
-#pragma omp parallel for num_threads(in.threads) schedule(dynamic, 256)
-    for (int64_t g = 0; g < n; ++g) {
-        int64_t* out_tiles = raw_tile.data() + offset[g];
-        int64_t k = 0;
-        visit_pairs(in, fps[g], ranges[g], [&](int64_t t) { out_tiles[k++] = t; });
-    }
-    // owner Gaussian of each raw pair: contiguous per Gaussian
-    // stable counting sort by tile: per thread a contiguous block of Gaussians (hence of pairs)
-    const int threads = std::max(1, in.threads);
+    // stable counting sort by tile: per thread a contiguous block of chunks (hence of Gaussians)
     std::vector<int64_t> block(threads + 1);
-    for (int b = 0; b <= threads; ++b) block[b] = n * b / threads;
+    for (int b = 0; b <= threads; ++b) block[b] = n_chunks * b / threads;
+    auto pairs_of = [&](int64_t c, auto visit) {
+        const uint64_t* list = lists[chunks[c].thread].data();
+        for (int64_t p = chunks[c].begin; p < chunks[c].end; ++p) visit(list[p]);
+    };
     std::vector<std::vector<int64_t>> hist(threads, std::vector<int64_t>(nt + 1, 0));
 #pragma omp parallel for num_threads(threads) schedule(static, 1)
     for (int b = 0; b < threads; ++b)
-        for (int64_t p = offset[block[b]]; p < offset[block[b + 1]]; ++p) ++hist[b][raw_tile[p]];
+        for (int64_t c = block[b]; c < block[b + 1]; ++c) pairs_of(c, [&](uint64_t e) { ++hist[b][e >> 32]; });
     std::vector<int64_t> tile_start(nt + 1, 0);
     {
         int64_t running = 0;
@@ -80,15 +96,14 @@ void project_and_tile(const ProjectInputs& in, ProjectOutputs& out) {
         }
         tile_start[nt] = running;
     }
-    std::vector<int64_t> sorted_g(total);
+    std::vector<int64_t> sorted_g(tile_start[nt]);
 #pragma omp parallel for num_threads(threads) schedule(static, 1)
     for (int b = 0; b < threads; ++b) {
         std::vector<int64_t>& cursor = hist[b];
-        for (int64_t g = block[b]; g < block[b + 1]; ++g)
-            for (int64_t p = offset[g]; p < offset[g + 1]; ++p) sorted_g[cursor[raw_tile[p]]++] = g;
+        for (int64_t c = block[b]; c < block[b + 1]; ++c)
+            pairs_of(c, [&](uint64_t e) { sorted_g[cursor[e >> 32]++] = int64_t(e & 0xffffffffu); });
     }
-    raw_tile.clear();
-    raw_tile.shrink_to_fit();
+    lists.clear();
     // de-duplicate each tile's ascending list, then compact
     std::vector<int64_t> kept(nt + 1, 0);
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 64)
@@ -111,7 +126,7 @@ void project_and_tile(const ProjectInputs& in, ProjectOutputs& out) {
     }
     if (!in.keep_footprints) return;
     for (int64_t g = 0; g < n; ++g) {
-        const GaussianFootprints& fp = fps[g];
+        const GaussianFootprints& fp = fps_store[g];
         for (int i = 0; i < fp.n_rect; ++i) {
             out.fp_gaussian.push_back(g);
             out.fp_lo.insert(out.fp_lo.end(), {fp.lo[i][0], fp.lo[i][1]});

@@ -35,12 +35,10 @@ template <typename T> struct alignas(16 * sizeof(T)) GaussianRecord {
 
 template <typename T> struct GaussianSoA {
     std::vector<GaussianRecord<T>> rec;
-    std::vector<T> s2;  // (N, 3) squared scales exp(2 log_scale), for the ellipsoid cone test
 
     void build(const RasterInputs<T>& in) {
         int64_t n = in.n_gaussians;
         rec.resize(n);
-        s2.resize(3 * static_cast<size_t>(n));
 #pragma omp parallel for num_threads(in.threads) schedule(static)
         for (int64_t g = 0; g < n; ++g) {
             GaussianRecord<T>& r = rec[g];
@@ -54,7 +52,6 @@ template <typename T> struct GaussianSoA {
             T smax = xmax(in.log_scales[3 * g], xmax(in.log_scales[3 * g + 1], in.log_scales[3 * g + 2]));
             r.radius = k2 < T(0) ? T(0) : xsqrt(r.reject_d2) * xexp(smax) * T(1.0001);
             r.frame = static_cast<int32_t>(in.frame[g]);
-            for (int k = 0; k < 3; ++k) s2[3 * g + k] = xexp(T(2) * in.log_scales[3 * g + k]);
         }
     }
 };
@@ -540,7 +537,6 @@ void render_tile(const RasterInputs<T>& in, const RasterOutputs<T>& out, const G
         if (k + 24 < n_cands) {  // scattered records and values
             __builtin_prefetch(&gs.rec[cands[k + 24]]);
             __builtin_prefetch(in.values + cands[k + 24] * C);
-            __builtin_prefetch(gs.s2.data() + 3 * cands[k + 24]);
         }
         int64_t g = cands[k];
         const GaussianRecord<T>& rg = gs.rec[g];
@@ -598,8 +594,16 @@ void render_tile(const RasterInputs<T>& in, const RasterOutputs<T>& out, const G
         b.reject_d2[j] = rg.reject_d2;
         b.sigma[j] = rg.sigma;
         b.radius[j] = rg.radius;
-        for (int k = 0; k < 3; ++k) b.s2[k][j] = gs.s2[3 * static_cast<size_t>(g) + k];
         b.src[j] = j;
+    }
+    // squared scales from the whitening matrix's columns (|W_c| = 1 / s_c): no per-Gaussian array to gather
+    for (int c = 0; c < 3; ++c) {
+        const T* __restrict a = b.w[c].data();
+        const T* __restrict d = b.w[c + 3].data();
+        const T* __restrict e = b.w[c + 6].data();
+        T* __restrict s2 = b.s2[c].data();
+#pragma omp simd
+        for (int j = 0; j < M; ++j) s2[j] = T(1) / (a[j] * a[j] + d[j] * d[j] + e[j] * e[j]);
     }
     if (static_cast<int64_t>(b.values.size()) < static_cast<int64_t>(M) * C) b.values.resize(static_cast<size_t>(M) * C);
     for (int j = 0; j < M; ++j)

@@ -444,26 +444,18 @@ struct FootprintRanges {
     int n;
 };
 
-// Number of pairs of one Gaussian (rectangles: their areas; a cone: the tiles it meets, tested), keeping the
-// rectangles' tile ranges in `fr` for visit_pairs.
-XS_HD int64_t count_pairs(const ProjectParams& in, const GaussianFootprints& fp, FootprintRanges& fr) {
-    int64_t count = 0;
+// The non-empty tile ranges of one Gaussian's rectangles, for visit_pairs.
+XS_HD void footprint_ranges(const ProjectParams& in, const GaussianFootprints& fp, FootprintRanges& fr) {
     fr.n = 0;
     for (int i = 0; i < fp.n_rect; ++i) {
         TileRange ranges[2];
         const int m = rect_ranges(in, fp, i, ranges);
-        for (int s = 0; s < m; ++s) {
-            if (ranges[s].empty()) continue;
-            fr.r[fr.n++] = ranges[s];
-            count += ranges[s].count();
-        }
+        for (int s = 0; s < m; ++s)
+            if (!ranges[s].empty()) fr.r[fr.n++] = ranges[s];
     }
-    if (fp.cone)
-        for (int64_t t = 0; t < in.num_tiles; ++t) count += cone_hits_tile(in, fp, t);
-    return count;
 }
 
-// Visit the tiles of one Gaussian's footprints: the rectangles' ranges (from count_pairs), then the cone's tiles; a
+// Visit the tiles of one Gaussian's footprints: the rectangles' ranges (from footprint_ranges), then the cone's tiles; a
 // tile covered twice is visited twice.
 template <typename Visit>
 XS_HD void visit_pairs(const ProjectParams& in, const GaussianFootprints& fp, const FootprintRanges& fr, Visit visit) {
