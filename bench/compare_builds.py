@@ -4,7 +4,8 @@ On a shared machine timings drift by tens of percent within minutes, so two buil
 side. Each round runs one fresh process per build (this checkout, and REV checked out into a temporary git
 worktree with its own kernel cache): the bench_kernels street scene, one warm-up render, then --renders timed
 renders of the chosen sensor on the cpu backend; the round's figure is the fastest. Prints every round, the
-ratio of the two and its median, and writes bench/results/compare_builds.csv. Both builds render the same scene
+ratio of the two and its median, the same for the process CPU time (all threads; less sensitive to other work
+on the machine than the wall time), and writes bench/results/compare_builds.csv. Both builds render the same scene
 and sensor (from this checkout's bench_kernels.py).
 Usage: python bench/compare_builds.py REV [--rounds 6] [--renders 6] [--sensor lidar|camera] [--gaussians 200000]
 """
@@ -26,8 +27,9 @@ ROOT = HERE.parent
 RESULTS = HERE / "results"
 
 
-def one(gaussians: int, sensor_name: str, renders: int) -> float:
-    """Fastest of `renders` warm cpu renders (s) with the xsim_render on sys.path."""
+def one(gaussians: int, sensor_name: str, renders: int) -> tuple[float, float]:
+    """Fastest of `renders` warm cpu renders with the xsim_render on sys.path: the least wall time (s) and the
+    least process CPU time (s, all threads: less sensitive to other work on the machine)."""
     import torch
 
     sys.path.insert(0, str(HERE))
@@ -40,17 +42,18 @@ def one(gaussians: int, sensor_name: str, renders: int) -> float:
     sensor = rig().sensor(sensor_name)
     render = render_lidar if sensor_name == "lidar" else render_camera
     ego = RigidMotion.from_values((0, 0, 0), (1, 0, 0, 0), (10.0, 0, 0), (0, 0, 0.1))
-    best = float("inf")
+    best, best_cpu = float("inf"), float("inf")
     with torch.no_grad():
         render(scene, sensor, ego, 0.0, backend="cpu")
         for _ in range(renders):
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             render(scene, sensor, ego, 0.0, backend="cpu")
             best = min(best, time.perf_counter() - start)
-    return best
+            best_cpu = min(best_cpu, time.process_time() - start_cpu)
+    return best, best_cpu
 
 
-def run_build(source: Path, cache: Path | None, args: argparse.Namespace) -> float:
+def run_build(source: Path, cache: Path | None, args: argparse.Namespace) -> tuple[float, float]:
     env = dict(os.environ, PYTHONPATH=str(source), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
     if cache is not None:
         env["XSIM_KERNEL_CACHE"] = str(cache)
@@ -59,7 +62,8 @@ def run_build(source: Path, cache: Path | None, args: argparse.Namespace) -> flo
     done = subprocess.run(cmd, cwd=source, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         sys.exit(f"compare_builds: {source}: render failed:\n{done.stderr.strip()[-2000:]}")
-    return float(done.stdout.strip().splitlines()[-1])
+    wall, cpu = done.stdout.strip().splitlines()[-1].split()
+    return float(wall), float(cpu)
 
 
 def main() -> int:
@@ -72,7 +76,8 @@ def main() -> int:
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(f"{one(args.gaussians, args.sensor, args.renders):.6f}")
+        wall, cpu = one(args.gaussians, args.sensor, args.renders)
+        print(f"{wall:.6f} {cpu:.6f}")
         return 0
     if not args.rev:
         parser.error("REV is required")
@@ -82,23 +87,26 @@ def main() -> int:
         subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(other), args.rev], check=True)
         try:
             for k in range(args.rounds):
-                before = run_build(other, Path(tmp) / "kernels", args)
-                after = run_build(ROOT, None, args)
+                before, before_cpu = run_build(other, Path(tmp) / "kernels", args)
+                after, after_cpu = run_build(ROOT, None, args)
                 rows.append({"round": k + 1, "rev": args.rev, "rev_s": before, "checkout_s": after,
-                             "ratio": after / before})
+                             "ratio": after / before, "rev_cpu_s": before_cpu, "checkout_cpu_s": after_cpu,
+                             "cpu_ratio": after_cpu / before_cpu})
                 print(f"round {k + 1}: {args.rev} {before:.4f} s, this checkout {after:.4f} s, "
-                      f"ratio {after / before:.3f}", flush=True)
+                      f"ratio {after / before:.3f}; cpu time {before_cpu:.4f} s, {after_cpu:.4f} s, "
+                      f"ratio {after_cpu / before_cpu:.3f}", flush=True)
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(other)], check=False)
     ratios = [r["ratio"] for r in rows]
     print(f"{args.sensor}, {args.gaussians} Gaussians: median ratio {statistics.median(ratios):.3f} "
           f"(this checkout / {args.rev}); best {min(r['checkout_s'] for r in rows):.4f} s against "
-          f"{min(r['rev_s'] for r in rows):.4f} s")
+          f"{min(r['rev_s'] for r in rows):.4f} s; median cpu time ratio "
+          f"{statistics.median(r['cpu_ratio'] for r in rows):.3f}")
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / "compare_builds.csv"
     tmp_out = out.with_suffix(".csv.tmp")
     with tmp_out.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["round", "rev", "rev_s", "checkout_s", "ratio"])
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["round"])
         writer.writeheader()
         writer.writerows(rows)
     tmp_out.replace(out)
