@@ -292,6 +292,39 @@ def test_ray_generation_matches_the_reference(dtype):
 
 
 @pytest.mark.parametrize("dtype", [F64, F32])
+def test_ray_poses_shared_per_time_equal_per_ray_poses(dtype):
+    """The cpu ray kernel poses the sensor once per LiDAR column (period) or per run of equal times (a camera's
+    rows): bit for bit what posing every ray on its own gives (the rays in a random order: no runs, no period)."""
+    from xsim_render.kernels import build
+    from xsim_render.kernels.tiles import pack_motion
+    from xsim_render.sensors.rays import sensor_motion
+
+    ext = build.load("cpu")
+    ego = ego_motion(True, dtype=dtype)
+
+    def run(t: torch.Tensor, d: torch.Tensor, motion: torch.Tensor, period: int):
+        n = t.numel()
+        o, w = torch.empty((n, 3), dtype=dtype), torch.empty((n, 3), dtype=dtype)
+        ext.sensor_rays({"double": dtype == F64, "n_rays": n, "times": t.data_ptr(), "dirs_sensor": d.data_ptr(),
+                         "motion": motion.data_ptr(), "out_origins": o.data_ptr(), "out_directions": w.data_ptr(),
+                         "threads": 2, "period": period})
+        return o, w
+
+    for spec, period in ((camera_rig("pinhole", width=64, height=40), 0), (lidar_rig(columns=256, spin="cw"), 256)):
+        rays = sensor_rays_cpu(spec, ego, 0.013)
+        times, dirs = rays.times.reshape(-1).contiguous(), rays.directions_sensor.reshape(-1, 3).contiguous()
+        motion = pack_motion(sensor_motion(spec, ego)).to(dtype).contiguous()
+        n = times.numel()
+        assert times.unique().numel() < n / 10, "the shared poses must be exercised"
+
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(5))
+        o_one, w_one = run(times[order].contiguous(), dirs[order].contiguous(), motion, 0)
+        o, w = run(times, dirs, motion, period)
+        assert torch.equal(o[order], o_one) and torch.equal(w[order], w_one)
+        assert torch.equal(o, rays.origins.reshape(-1, 3)) and torch.equal(w, rays.directions.reshape(-1, 3))
+
+
+@pytest.mark.parametrize("dtype", [F64, F32])
 def test_whole_cpu_pipeline_matches_the_reference(dtype):
     """Rays, projection, tiling and rasterization all in C++ (backends.stages) against the reference renderer."""
     scene = random_scene(250, seed=61, n_actor=50, sh_degree=1).to(dtype)

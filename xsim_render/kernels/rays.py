@@ -24,14 +24,15 @@ def sensor_rays_cpu(spec: CameraSpec | LidarSpec, ego: RigidMotion, t_start: flo
     """Rays of every pixel (H, W) or firing (beams, columns), in the world at each ray's own time (s)."""
     ext = build.load("cpu")
     dtype = ego.rotation.dtype
+    period = 0  # LiDAR: the times repeat column by column (one sensor pose per column)
     if isinstance(spec, CameraSpec):
         shape = (spec.height, spec.width)
         times = camera_time_of_pixel(spec, camera_pixel_grid(spec, dtype), t_start)
     else:
         shape = (spec.beams, spec.columns)
         times = lidar_column_times(spec, t_start, dtype)[None, :].expand(*shape)
-    dirs64, valid = sensor_directions(spec)
-    dirs = dirs64.to(dtype).contiguous()
+        period = spec.columns
+    dirs, valid = device_directions(spec, torch.device("cpu"), dtype)
     times = times.to(dtype).contiguous()
     motion = pack_motion(sensor_motion(spec, ego)).to(dtype).contiguous()
     n = dirs.shape[0]
@@ -40,7 +41,7 @@ def sensor_rays_cpu(spec: CameraSpec | LidarSpec, ego: RigidMotion, t_start: flo
     ext.sensor_rays({"double": dtype == torch.float64, "n_rays": n, "times": times.data_ptr(),
                      "dirs_sensor": dirs.data_ptr(), "motion": motion.data_ptr(),
                      "out_origins": origins.data_ptr(), "out_directions": directions.data_ptr(),
-                     "threads": torch.get_num_threads()})
+                     "threads": torch.get_num_threads(), "period": period})
     return SensorRays(origins.reshape(*shape, 3), directions.reshape(*shape, 3), times.reshape(shape),
                       dirs.reshape(*shape, 3), valid.reshape(shape))
 

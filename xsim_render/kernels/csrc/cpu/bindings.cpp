@@ -40,18 +40,19 @@ void rasterize(const py::dict& a) {
 void sensor_rays(const py::dict& a) {
     const int64_t n = size(a, "n_rays");
     const int threads = static_cast<int>(size(a, "threads"));
+    const int64_t period = a.contains("period") ? size(a, "period") : 0;
     if (a["double"].cast<bool>()) {
         auto times = ptr<const double*>(a, "times"), dirs = ptr<const double*>(a, "dirs_sensor"),
              motion = ptr<const double*>(a, "motion");
         auto o = ptr<double*>(a, "out_origins"), d = ptr<double*>(a, "out_directions");
         py::gil_scoped_release release;
-        xs::sensor_rays_cpu<double>(n, times, dirs, motion, o, d, threads);
+        xs::sensor_rays_cpu<double>(n, times, dirs, motion, o, d, threads, period);
     } else {
         auto times = ptr<const float*>(a, "times"), dirs = ptr<const float*>(a, "dirs_sensor"),
              motion = ptr<const float*>(a, "motion");
         auto o = ptr<float*>(a, "out_origins"), d = ptr<float*>(a, "out_directions");
         py::gil_scoped_release release;
-        xs::sensor_rays_cpu<float>(n, times, dirs, motion, o, d, threads);
+        xs::sensor_rays_cpu<float>(n, times, dirs, motion, o, d, threads, period);
     }
 }
 

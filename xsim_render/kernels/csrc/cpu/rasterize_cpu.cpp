@@ -717,18 +717,48 @@ template <typename T> void rasterize_cpu(const RasterInputs<T>& in, const Raster
 
 template <typename T>
 void sensor_rays_cpu(int64_t n_rays, const T* times, const T* dirs_sensor, const T* motion, T* origins,
-                     T* directions, int threads) {
+                     T* directions, int threads, int64_t period) {
+    // the sensor's pose once per firing time (period: a LiDAR's columns) or per run of equal times (a camera's
+    // rows), not per ray: the values sensor_ray_at gives (body_pose_at, then the rotation of the direction)
+    const bool periodic = period > 0 && period < n_rays;
+    std::vector<T> table(periodic ? 13 * static_cast<size_t>(period) : 0);  // rotation, position, time
+    if (periodic) {
 #pragma omp parallel for num_threads(threads) schedule(static)
-    for (int64_t r = 0; r < n_rays; ++r) {
-        Vec3<T> pos, d;
-        sensor_ray_at(motion, times[r], load3(dirs_sensor + 3 * r), pos, d);
-        origins[3 * r] = pos.x, origins[3 * r + 1] = pos.y, origins[3 * r + 2] = pos.z;
-        directions[3 * r] = d.x, directions[3 * r + 1] = d.y, directions[3 * r + 2] = d.z;
+        for (int64_t c = 0; c < period; ++c) {
+            T* p = table.data() + 13 * c;
+            Vec3<T> pos;
+            body_pose_at(motion, times[c], p, pos);
+            p[9] = pos.x, p[10] = pos.y, p[11] = pos.z, p[12] = times[c];
+        }
+    }
+#pragma omp parallel num_threads(threads)
+    {
+        T rot[9];
+        Vec3<T> pos = make_vec3(T(0), T(0), T(0));
+        bool held = false;
+        T held_time = T(0);
+#pragma omp for schedule(static)
+        for (int64_t r = 0; r < n_rays; ++r) {
+            const T t = times[r];
+            const T* p = periodic ? table.data() + 13 * (r % period) : nullptr;
+            Vec3<T> o;
+            const T* R;
+            if (p && p[12] == t) {
+                R = p, o = make_vec3(p[9], p[10], p[11]);
+            } else {
+                if (!held || !(held_time == t)) body_pose_at(motion, t, rot, pos), held = true, held_time = t;
+                R = rot, o = pos;
+            }
+            const Vec3<T> d = matvec(R, load3(dirs_sensor + 3 * r));
+            origins[3 * r] = o.x, origins[3 * r + 1] = o.y, origins[3 * r + 2] = o.z;
+            directions[3 * r] = d.x, directions[3 * r + 1] = d.y, directions[3 * r + 2] = d.z;
+        }
     }
 }
 
-template void sensor_rays_cpu<float>(int64_t, const float*, const float*, const float*, float*, float*, int);
-template void sensor_rays_cpu<double>(int64_t, const double*, const double*, const double*, double*, double*, int);
+template void sensor_rays_cpu<float>(int64_t, const float*, const float*, const float*, float*, float*, int, int64_t);
+template void sensor_rays_cpu<double>(int64_t, const double*, const double*, const double*, double*, double*, int,
+                                      int64_t);
 template void rasterize_cpu<float>(const RasterInputs<float>&, const RasterOutputs<float>&);
 template void rasterize_cpu<double>(const RasterInputs<double>&, const RasterOutputs<double>&);
 
