@@ -125,12 +125,32 @@ inline void sort_candidates(std::vector<std::pair<double, int32_t>>& order, std:
 
 inline void sort_candidates(std::vector<std::pair<float, int32_t>>& order, std::vector<uint64_t>& keys) {
     const size_t n = order.size();
-    keys.resize(n);
+    keys.resize(2 * n);
+    uint64_t* a = keys.data();
+    uint64_t* b = a + n;
     for (size_t k = 0; k < n; ++k)
-        keys[k] = (uint64_t(ordered_bits(order[k].first)) << 32) | uint32_t(order[k].second);
-    std::sort(keys.begin(), keys.end());
-    for (size_t k = 0; k < n; ++k)
-        order[k] = {from_ordered_bits(uint32_t(keys[k] >> 32)), int32_t(uint32_t(keys[k]))};
+        a[k] = (uint64_t(ordered_bits(order[k].first)) << 32) | uint32_t(order[k].second);
+    if (n < 64) {
+        std::sort(a, a + n);
+    } else {
+        // stable LSD radix sort on the bound's 32 bits, a byte per pass (passes where every key shares the byte
+        // skipped); equal bounds keep the input order (the Gaussian index order of the tile lists), and the
+        // order among equal bounds does not change any output (hits are composited in (t, index) order anyway)
+        for (int shift = 32; shift < 64; shift += 8) {
+            uint32_t count[256] = {0};
+            for (size_t k = 0; k < n; ++k) ++count[(a[k] >> shift) & 255u];
+            if (count[(a[0] >> shift) & 255u] == n) continue;
+            uint32_t start = 0;
+            for (int d = 0; d < 256; ++d) {
+                const uint32_t c = count[d];
+                count[d] = start;
+                start += c;
+            }
+            for (size_t k = 0; k < n; ++k) b[count[(a[k] >> shift) & 255u]++] = a[k];
+            std::swap(a, b);
+        }
+    }
+    for (size_t k = 0; k < n; ++k) order[k] = {from_ordered_bits(uint32_t(a[k] >> 32)), int32_t(uint32_t(a[k]))};
 }
 
 // Rays of a tile are evaluated in groups of about RAY_GROUP rays of neighbouring directions (ray_groups: a LiDAR
