@@ -32,6 +32,11 @@ template <typename T> inline void alpha_lanes(const T* sigma, const T* d2, T* a,
     }
 }
 
+// y[k] = exp(x[k]) for k < 4 (the rasterizer's per-Gaussian scales: exp(-log_scale) and exp(max log_scale)).
+template <typename T> inline void exp_four(const T* x, T* y) {
+    for (int k = 0; k < 4; ++k) y[k] = xexp(x[k]);
+}
+
 #ifdef XS_ALPHA_SIMD
 namespace simd_exp {
 // bits(2^(i/32)) - (i << 47), i = 0..31 (2^(i/32) correctly rounded to double)
@@ -84,6 +89,18 @@ inline uint32_t alpha8(const float* sigma, const float* d2, float* a) {
     return uint32_t(_mm256_movemask_ps(_mm256_cmp_ps(dv, _mm256_set1_ps(176.0f), _CMP_NLE_UQ)));
 }
 }  // namespace simd_exp
+
+// float, AVX2: the four in one exp4 (the library's expf but within about 1e-13 of a rounding boundary), the
+// scalar calls if any |x| >= 88.
+inline void exp_four(const float* x, float* y) {
+    const __m128 xf = _mm_loadu_ps(x);
+    const __m128 big = _mm_cmp_ps(_mm_andnot_ps(_mm_set1_ps(-0.0f), xf), _mm_set1_ps(88.0f), _CMP_NLT_UQ);
+    if (_mm_movemask_ps(big)) {
+        for (int k = 0; k < 4; ++k) y[k] = expf(x[k]);
+        return;
+    }
+    _mm_storeu_ps(y, _mm256_cvtpd_ps(simd_exp::exp4(_mm256_cvtps_pd(xf))));
+}
 
 // float, AVX2: 8 lanes at a time (n a multiple of 8), the scalar call only on needed lanes out of range.
 inline void alpha_lanes(const float* sigma, const float* d2, float* a, int n, uint32_t lanes) {

@@ -42,15 +42,21 @@ template <typename T> struct GaussianSoA {
 #pragma omp parallel for num_threads(in.threads) schedule(static)
         for (int64_t g = 0; g < n; ++g) {
             GaussianRecord<T>& r = rec[g];
-            whitening_matrix(in.rotations + 9 * g, in.log_scales + 3 * g, r.w);
+            // exp(-log_scale) (the whitening matrix R diag(1/s), response.h) and the largest scale, in one go
+            const T* ls = in.log_scales + 3 * g;
+            const T x[4] = {-ls[0], -ls[1], -ls[2], xmax(ls[0], xmax(ls[1], ls[2]))};
+            T e[4];
+            exp_four(x, e);
+            const T* rot = in.rotations + 9 * g;
+            for (int i = 0; i < 3; ++i)
+                for (int j = 0; j < 3; ++j) r.w[3 * i + j] = rot[3 * i + j] * e[j];
             for (int k = 0; k < 3; ++k) r.m[k] = in.means[3 * g + k];
             T s = in.sigma[g];
             r.sigma = s;
             T k2 = visible_d2(s);
             // D2 beyond this is certainly below 1/255 (the exact test runs on the rest)
             r.reject_d2 = k2 < T(0) ? T(-1) : k2 * T(1.001) + T(1e-3);
-            T smax = xmax(in.log_scales[3 * g], xmax(in.log_scales[3 * g + 1], in.log_scales[3 * g + 2]));
-            r.radius = k2 < T(0) ? T(0) : xsqrt(r.reject_d2) * xexp(smax) * T(1.0001);
+            r.radius = k2 < T(0) ? T(0) : xsqrt(r.reject_d2) * e[3] * T(1.0001);
             r.frame = static_cast<int32_t>(in.frame[g]);
         }
     }
@@ -665,14 +671,15 @@ void render_tile(const RasterInputs<T>& in, const RasterOutputs<T>& out, const G
 template <typename T> void rasterize_cpu(const RasterInputs<T>& in, const RasterOutputs<T>& out) {
     const int64_t R = in.n_rays, C = in.n_channels, NT = in.num_tiles;
     // defaults: no hit
+#pragma omp parallel for num_threads(in.threads) schedule(static)
     for (int64_t r = 0; r < R; ++r) {
         out.alpha[r] = T(0);
         out.transmittance[r] = T(1);
         out.distance[r] = T(0);
         out.median[r] = std::numeric_limits<T>::quiet_NaN();
         out.count[r] = 0;
+        for (int64_t c = 0; c < C; ++c) out.values[r * C + c] = T(0);
     }
-    for (int64_t k = 0; k < R * C; ++k) out.values[k] = T(0);
     if (R == 0 || NT == 0) return;
     // valid rays grouped by tile (counting sort, stable)
     std::vector<int64_t> ray_start(NT + 1, 0), ray_list;
