@@ -95,7 +95,7 @@ def timed_stages(times: dict[str, float], sync: bool = False):
 
     def timed(name):
         st = saved["stages"](name)
-        return Stages(wrap(st.rays, "rays"), wrap(st.tiles, "tiles"), wrap(st.rasterize, "raster"))
+        return Stages(wrap(st.rays, "rays"), wrap(st.tiles, "tiles"), wrap(st.rasterize, "raster"), st.returns)
 
     try:
         for k, stage in names.items():

@@ -261,3 +261,35 @@ def test_auto_prefers_cpu_and_explicit_names_resolve():
     assert backends.resolve_backend("auto") in ("cuda", "cpu")
     assert backends.resolve_backend("cpu") == "cpu"
     assert backends.rasterizer("cpu") is rasterize_cpu
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("with_drop", [False, True])
+def test_lidar_returns_kernel_equals_the_specification(dtype, with_drop):
+    """kernels/returns.py (the cpu backend's point cloud of a sweep) against raster/lidar_returns.py on fresh
+    random medians (NaN, +-inf, below / above the range limits, exactly on them) and ray-drop probabilities: the
+    same returns mask, points, times, beams and columns, bit for bit."""
+    from xsim_render.kernels.rays import sensor_rays_cpu
+    from xsim_render.kernels.returns import lidar_returns_cpu
+    from xsim_render.motion.local_frame import LocalFrame
+    from xsim_render.raster.lidar_returns import lidar_returns
+
+    lidar = replace(lidar_rig(columns=96, spin="cw"), min_range=0.5, max_range=80.0)
+    rays = sensor_rays_cpu(lidar, ego_motion(True, dtype=dtype), 0.013)
+    g = torch.Generator().manual_seed(17 + with_drop)
+    median = (torch.rand(lidar.beams, lidar.columns, generator=g, dtype=torch.float64) * 100).to(dtype)
+    pick = torch.randint(0, 7, median.shape, generator=g)
+    median[pick == 0] = float("nan")
+    median[pick == 1] = float("inf")
+    median[pick == 2] = -float("inf")
+    median[pick == 3] = lidar.min_range
+    median[pick == 4] = lidar.max_range
+    drop = torch.rand(median.shape, generator=g, dtype=dtype) if with_drop else None
+    if drop is not None:
+        drop[torch.rand(median.shape, generator=g) < 0.1] = 0.5
+    local = LocalFrame(torch.tensor([3.0, -2.0, 1.0], dtype=torch.float64), 1.7e9 + 0.25)
+    want, got = lidar_returns(lidar, median, drop, rays, local), lidar_returns_cpu(lidar, median, drop, rays, local)
+    assert 100 < int(want.returns.sum()) < median.numel() - 100
+    for field in ("returns", "points", "time", "beam", "column"):
+        a, b = getattr(want, field), getattr(got, field)
+        assert a.dtype == b.dtype and a.shape == b.shape and torch.equal(a, b), field

@@ -73,11 +73,13 @@ def resolve_backend(name: str) -> str:
 class Stages:
     """The swappable stages of a capture for one concrete backend (render.py orchestrates them):
     rays(spec, ego, t_start) -> SensorRays; tiles(spec, gaussians, sensor, projection, phase_modeling) ->
-    TileAssignment; rasterize(origins, directions, times, valid, assignment, gaussians, values) -> Composite."""
+    TileAssignment; rasterize(origins, directions, times, valid, assignment, gaussians, values) -> Composite;
+    returns(lidar, median, drop, rays, local) -> LidarReturns (None: raster.lidar_returns)."""
 
     rays: Callable
     tiles: Callable
     rasterize: Callable
+    returns: Callable | None = None
 
 
 def reference_rays(spec, ego, t_start: float):
@@ -96,8 +98,9 @@ def stages(name: str) -> Stages:
         return Stages(reference_rays, reference_tiler, reference_rasterize)
     if name == "cpu":
         from .kernels.rays import sensor_rays_cpu
+        from .kernels.returns import lidar_returns_cpu
 
-        return Stages(sensor_rays_cpu, tiler(name), rasterizer(name))
+        return Stages(sensor_rays_cpu, tiler(name), rasterizer(name), lidar_returns_cpu)
     if name == "cuda":
         from .kernels.rays import sensor_rays_cuda
 

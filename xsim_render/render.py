@@ -36,6 +36,7 @@ from .motion.rigid import RigidMotion
 from .projection.sensor_projection import CameraProjection, LidarProjection
 from .raster.attributes import gaussian_colors
 from .raster.composite import Composite
+from .raster.lidar_returns import lidar_returns
 from .raster.rasterize import GaussianFrames
 from .scene.gaussians import GaussianScene
 from .sensors.rays import SensorRays, sensor_motion
@@ -161,7 +162,7 @@ def _capture(scene: GaussianScene, spec: CameraSpec | LidarSpec, ego: RigidMotio
     assignment = stage.tiles(spec, g, sensor, projection, phase_modeling)
     if device.type != "cpu":
         local = replace(local, origin=to_device(local.origin, device))
-    return Capture(rays, projection, sensor, g, assignment, local, stage.rasterize, scene)
+    return Capture(rays, projection, sensor, g, assignment, local, stage.rasterize, scene, stage.returns)
 
 
 @dataclass
@@ -177,6 +178,11 @@ class Capture:
     local: LocalFrame
     rasterize: Callable
     scene: GaussianScene | None = None
+    returns: Callable | None = None  # the backend's lidar_returns (None: raster/lidar_returns.py's)
+
+    def __post_init__(self) -> None:
+        if self.returns is None:
+            self.returns = lidar_returns
 
 
 def _on(out: dict[str, Tensor], device: torch.device) -> dict[str, Tensor]:
@@ -236,20 +242,12 @@ def render_lidar(scene: GaussianScene, lidar: LidarSpec, ego: RigidMotion, t_sta
         intensity = comp.values["intensity"][:, 0].reshape(shape) if "intensity" in comp.values \
             else torch.zeros(shape, dtype=comp.alpha.dtype, device=comp.alpha.device)
     median = comp.distance_median.reshape(shape)
-    returns = torch.isfinite(median) & (median >= lidar.min_range) & (median <= lidar.max_range)
-    if decoded:
-        returns &= drop < 0.5
-    # returns in column-major order (by column, then beam), gathered by flat index (cheaper than 2-D indexing)
-    column, beam = returns.T.nonzero(as_tuple=True)
-    flat = beam * lidar.columns + column
-    points = median.reshape(-1).index_select(0, flat)[:, None] * \
-        rays.directions_sensor.reshape(-1, 3).index_select(0, flat)
+    ret = cap.returns(lidar, median, drop if decoded else None, rays, cap.local)
     out = {
         "range": comp.distance.reshape(shape), "range_median": median, "alpha": comp.alpha.reshape(shape),
         "intensity": intensity, "ray_drop_probability": drop, **_ray_outputs(rays, cap.local),
-        "points": points, "point_time": cap.local.world_times(rays.times.reshape(-1).index_select(0, flat)),
-        "point_beam": beam, "point_column": column,
-        "returns": returns,
+        "points": ret.points, "point_time": ret.time, "point_beam": ret.beam, "point_column": ret.column,
+        "returns": ret.returns,
     }
     return _on(out, home)
 

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "alpha_simd.h"
+#include "lidar_returns.h"
 #include "project_cpu.h"
 #include "rasterize_cpu.h"
 #include "../bind/args.h"
@@ -149,6 +150,33 @@ py::tuple phase_rate_kernel(py::array_t<double, py::array::c_style | py::array::
     return py::make_tuple(ok, omega, rxy, py::make_tuple(c.x, c.y, c.z));
 }
 
+template <typename T> py::tuple lidar_returns_typed(const py::dict& a) {
+    const int64_t beams = size(a, "beams"), columns = size(a, "columns");
+    const T* drop = a.contains("drop") ? ptr<const T*>(a, "drop") : nullptr;
+    const T* median = ptr<const T*>(a, "median");
+    const T* directions = ptr<const T*>(a, "directions_sensor");
+    const T* times = ptr<const T*>(a, "times");
+    bool* returns = ptr<bool*>(a, "out_returns");
+    const T lo = static_cast<T>(num(a, "min_range")), hi = static_cast<T>(num(a, "max_range"));
+    const double offset = num(a, "time_offset");
+    const int threads = static_cast<int>(size(a, "threads"));
+    xs::LidarReturns<T> out;
+    {
+        py::gil_scoped_release release;
+        xs::lidar_returns_cpu<T>(beams, columns, median, drop, lo, hi, directions, times, offset, returns, out,
+                                 threads);
+    }
+    const py::ssize_t k = static_cast<py::ssize_t>(out.time.size());
+    return py::make_tuple(to_numpy(std::move(out.points), {k, 3}), to_numpy(std::move(out.time), {k}),
+                          to_numpy(std::move(out.beam), {k}), to_numpy(std::move(out.column), {k}));
+}
+
+// (points (K,3), time (K,) float64, beam (K,), column (K,)) of a LiDAR sweep's returns, filling out_returns
+// (lidar_returns.h).
+py::tuple lidar_returns(const py::dict& a) {
+    return a["double"].cast<bool>() ? lidar_returns_typed<double>(a) : lidar_returns_typed<float>(a);
+}
+
 // The rasterizer's alpha of float32 (sigma, D2) pairs (alpha_simd.h alpha_lanes, 16 at a time as in the
 // rasterizer) and the scalar alpha_of (response.h) beside it (tests).
 py::tuple alpha_kernel(py::array_t<float, py::array::c_style | py::array::forcecast> sigma,
@@ -178,6 +206,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     m.def("project", &project, "Footprints and sorted unique (tile, Gaussian) lists (csrc/cpu/project_cpu.h)");
     m.def("atan2", &atan2_kernel, "The kernels' double-precision atan2 (csrc/include/xsim/common.h), element-wise");
     m.def("phase_rate_bound", &phase_rate_kernel, "project.h phase_rate_bound of one point cloud (tests)");
+    m.def("lidar_returns", &lidar_returns, "A LiDAR sweep's returns as a point cloud (csrc/cpu/lidar_returns.h)");
     m.def("alpha", &alpha_kernel, "The rasterizer's float32 alpha (csrc/cpu/alpha_simd.h) and the scalar alpha_of");
     m.attr("body_fields") = static_cast<int>(xs::BODY_FIELDS);
 }
