@@ -48,27 +48,34 @@ void project_and_tile(const ProjectInputs& in, ProjectOutputs& out) {
     auto fps_store = raw_array<GaussianFootprints>(in.keep_footprints ? n : 0);
     int64_t culled = 0, cones = 0, far_skipped = 0;
     const SensorRates rates = sensor_rates(in, in.sensor_motion);
+    bool out_of_memory = false;  // (an exception must not leave the parallel region: raised after it)
 #pragma omp parallel num_threads(threads) reduction(+ : culled, cones, far_skipped)
     {
         const int thread = omp_get_thread_num();
         std::vector<uint64_t>& list = lists[thread];
-        list.reserve(static_cast<size_t>(2 * n / threads + 1024));
 #pragma omp for schedule(dynamic, 1)
         for (int64_t c = 0; c < n_chunks; ++c) {
-            const int64_t begin = static_cast<int64_t>(list.size());
-            for (int64_t g = c * CHUNK_GAUSSIANS; g < std::min(n, (c + 1) * CHUNK_GAUSSIANS); ++g) {
-                const GaussianFootprints fp = footprints_of(in, g, &rates);
-                FootprintRanges fr;
-                footprint_ranges(in, fp, fr);
-                visit_pairs(in, fp, fr, [&](int64_t t) { list.push_back((uint64_t(t) << 32) | uint64_t(g)); });
-                culled += fp.culled;
-                cones += fp.cone;
-                far_skipped += fp.far_skipped;
-                if (in.keep_footprints) new (fps_store.get() + g) GaussianFootprints(fp);
+            try {
+                if (list.capacity() == 0) list.reserve(static_cast<size_t>(2 * n / threads + 1024));
+                const int64_t begin = static_cast<int64_t>(list.size());
+                for (int64_t g = c * CHUNK_GAUSSIANS; g < std::min(n, (c + 1) * CHUNK_GAUSSIANS); ++g) {
+                    const GaussianFootprints fp = footprints_of(in, g, &rates);
+                    FootprintRanges fr;
+                    footprint_ranges(in, fp, fr);
+                    visit_pairs(in, fp, fr, [&](int64_t t) { list.push_back((uint64_t(t) << 32) | uint64_t(g)); });
+                    culled += fp.culled;
+                    cones += fp.cone;
+                    far_skipped += fp.far_skipped;
+                    if (in.keep_footprints) new (fps_store.get() + g) GaussianFootprints(fp);
+                }
+                chunks[c] = {thread, begin, static_cast<int64_t>(list.size())};
+            } catch (const std::bad_alloc&) {
+#pragma omp atomic write
+                out_of_memory = true;
             }
-            chunks[c] = {thread, begin, static_cast<int64_t>(list.size())};
         }
     }
+    if (out_of_memory) throw std::bad_alloc();
     out.culled = culled;
     out.cones = cones;
     out.far_skipped = far_skipped;
