@@ -5,8 +5,9 @@ as the synthetic world's Gaussian twin). Sensors: a 1920x1080 rolling-shutter pi
 a 128 x 2048 LiDAR, ego at 10 m/s yawing 0.1 rad/s, float32. Every (backend, scene, sensor) runs in its own
 process (clean peak memory): one warm-up render, then --repeats timed renders through the public API
 (render_camera / render_lidar); the best wall time counts, with the process CPU time, the time per stage (rays,
-Gaussian frames, SH colours, projection + tiling, rasterization, rest) and the peak resident memory (and GPU
-memory for cuda). The reference is slow at these sizes: it runs once per configuration, without warm-up, up to
+Gaussian frames, SH colours, projection + tiling, rasterization, rest), the minor page faults it took (CSV
+column page_faults: buffers mapped afresh; see xsim_render/kernels/memory.py) and the peak resident memory (and
+GPU memory for cuda). The reference is slow at these sizes: it runs once per configuration, without warm-up, up to
 --reference-max Gaussians; the speed-up column divides its time by each backend's on the same scene and sensor.
 
 cuda: the scene is put on the GPU before timing (kernels.device.scene_to_device), so the outputs stay there, as
@@ -134,25 +135,29 @@ def run_one(cfg: dict) -> dict:
             times: dict[str, float] = {}
             if cuda:
                 torch.cuda.synchronize()
+            faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             wall, cpu = time.perf_counter(), time.process_time()
             with contextlib.nullcontext() if cuda else timed_stages(times):
                 out = render(scene, sensor, ego, 0.0, backend=cfg["backend"])
             if cuda:
                 torch.cuda.synchronize()
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
             warm = cfg["backend"] == "reference" or i > 0
             if warm and (best is None or wall < best["seconds"]):
-                best = {"seconds": wall, "cpu_seconds": cpu, **{s: times.get(s, 0.0) for s in STAGES}}
+                best = {"seconds": wall, "cpu_seconds": cpu, **{s: times.get(s, 0.0) for s in STAGES},
+                        "page_faults": faults}
         if cuda:  # per-stage times: one more render, synchronised around every stage
             times = {}
             with timed_stages(times, sync=True):
                 render(scene, sensor, ego, 0.0, backend=cfg["backend"])
             best.update({s: times.get(s, 0.0) for s in STAGES})
     best["other"] = max(0.0, best["seconds"] - sum(best[s] for s in STAGES))
+    faults = best.pop("page_faults")
     row = {**{k: cfg[k] for k in ("backend", "scene", "sensor")}, "gaussians": len(scene), "rays": rays,
            **{k: round(v, 4) for k, v in best.items()}, "mrays_per_s": round(rays / best["seconds"] / 1e6, 4),
            "alpha_mean": round(float(out["alpha"].float().mean()), 4),
-           "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+           "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1), "page_faults": faults,
            "peak_gpu_mb": "", "threads": torch.get_num_threads(), "load_before": round(load, 2),
            "scene_device": str(scene.means.device.type),
            "machine": f"{platform.machine()} {os.cpu_count()} cpus" + (
@@ -199,7 +204,7 @@ def write_results(rows: list[dict], prefix: str, quiet: bool = False) -> None:
     RESULTS.mkdir(exist_ok=True)
     fields = ["backend", "scene", "gaussians", "sensor", "rays", "seconds", "mrays_per_s", "speedup_vs_reference",
               "speedup_vs_cpu", "cpu_seconds", *STAGES, "other", "peak_rss_mb", "peak_gpu_mb", "alpha_mean", "threads",
-              "load_before", "scene_device", "machine"]
+              "load_before", "scene_device", "machine", "page_faults"]
     tmp = RESULTS / f".{prefix}.csv.tmp"
     with open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields)
