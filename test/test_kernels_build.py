@@ -100,43 +100,6 @@ def test_doctor_reports_every_backend():
     cuda = backends.available_backends()["cuda"]
     assert ("unavailable" in lines["cuda"] and cuda in lines["cuda"]) if cuda else "works" in lines["cuda"]
     assert lines["auto"].split()[-1] == ("cpu" if cuda else "cuda")
-    assert "freed memory kept for reuse" in lines["memory"] or "not glibc" in lines["memory"]
-
-
-# allocate, fill and free four 16 MB arrays at a time, repeatedly after a warm-up (numpy: one plain malloc each;
-# with glibc's defaults part of the 64 MB freed at the heap's top goes back to the system); prints the setting,
-# then the page faults taken
-_REUSE_SCRIPT = """
-import resource, numpy
-from xsim_render.kernels.memory import retain_freed_memory
-print(retain_freed_memory())
-def capture():
-    buffers = [numpy.ones(4_000_000, dtype=numpy.float32) for _ in range(4)]
-    del buffers
-for _ in range(3):
-    capture()
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(5):
-    capture()
-print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
-"""
-
-
-@pytest.mark.parametrize("retain", ["1", "0"])
-def test_freed_memory_is_reused_unless_turned_off(retain):
-    import os
-
-    env = {**os.environ, "XSIM_RETAIN_MEMORY": retain}
-    out = subprocess.run([sys.executable, "-c", _REUSE_SCRIPT], capture_output=True, text=True, cwd=ROOT, env=env)
-    assert out.returncode == 0, out.stderr
-    line, faults = out.stdout.strip().splitlines()
-    if "not glibc" in line:
-        pytest.skip(line)
-    # glibc's defaults fault about 9 000 pages in again (part of the 64 MB goes back each time), none once kept
-    if retain == "1":
-        assert "kept for reuse" in line and int(faults) < 500, (line, faults)
-    else:
-        assert "XSIM_RETAIN_MEMORY=0" in line and int(faults) > 3_000, (line, faults)
 
 
 def test_kernels_are_forward_only_but_keep_gradients_through_the_reference():

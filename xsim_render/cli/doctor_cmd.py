@@ -47,9 +47,6 @@ def run(args: argparse.Namespace) -> int:
             line += " (not built yet: builds on first use)" if not build.built_library(name).exists() else ""
         print(f"  {name:<10} works        {line}")
     print(f"  {'auto':<10} ->           {backends.resolve_backend('auto') if not args.no_build else _auto(status)}")
-    from ..kernels.memory import retain_freed_memory
-
-    print(f"  memory     {retain_freed_memory()}")
     return 1 if bad else 0
 
 

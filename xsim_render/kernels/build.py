@@ -21,8 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-from .memory import retain_freed_memory
-
 CSRC = Path(__file__).parent / "csrc"
 INCLUDE = CSRC / "include"
 
@@ -187,7 +185,6 @@ def load(kind: str, verbose: bool = False) -> ModuleType:
     except ImportError as err:
         raise KernelBuildError(f"{kind} kernels in {library} do not load: {err}".replace("\n", " ")) from None
     _LOADED[kind] = module
-    retain_freed_memory()  # a capture's buffers are reused instead of page-faulted in again (memory.py)
     return module
 
 
