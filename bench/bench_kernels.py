@@ -6,7 +6,8 @@ a 128 x 2048 LiDAR, ego at 10 m/s yawing 0.1 rad/s, float32. Every (backend, sce
 process (clean peak memory): one warm-up render, then --repeats timed renders through the public API
 (render_camera / render_lidar); the best wall time counts, with the process CPU time, the time per stage (rays,
 Gaussian frames, SH colours, projection + tiling, rasterization, rest), the minor page faults it took (CSV
-column page_faults: buffers mapped afresh; see xsim_render/kernels/memory.py) and the peak resident memory (and
+column page_faults: buffers mapped afresh by the allocator), the median wall time and the mean
+page faults of all the warm renders (median_seconds, mean_page_faults) and the peak resident memory (and
 GPU memory for cuda). The reference is slow at these sizes: it runs once per configuration, without warm-up, up to
 --reference-max Gaussians; the speed-up column divides its time by each backend's on the same scene and sensor.
 
@@ -32,6 +33,7 @@ import math
 import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -130,6 +132,7 @@ def run_one(cfg: dict) -> dict:
     rays = sensor.width * sensor.height if sensor.type == "camera" else sensor.beams * sensor.columns
     load = os.getloadavg()[0]
     best = None
+    walls, all_faults = [], []  # every warm render's wall time and page faults
     with torch.no_grad():
         for i in range(cfg["repeats"] + (0 if cfg["backend"] == "reference" else 1)):
             times: dict[str, float] = {}
@@ -144,6 +147,9 @@ def run_one(cfg: dict) -> dict:
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
             faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
             warm = cfg["backend"] == "reference" or i > 0
+            if warm:
+                walls.append(wall)
+                all_faults.append(faults)
             if warm and (best is None or wall < best["seconds"]):
                 best = {"seconds": wall, "cpu_seconds": cpu, **{s: times.get(s, 0.0) for s in STAGES},
                         "page_faults": faults}
@@ -158,6 +164,8 @@ def run_one(cfg: dict) -> dict:
            **{k: round(v, 4) for k, v in best.items()}, "mrays_per_s": round(rays / best["seconds"] / 1e6, 4),
            "alpha_mean": round(float(out["alpha"].float().mean()), 4),
            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1), "page_faults": faults,
+           "median_seconds": round(statistics.median(walls), 4),
+           "mean_page_faults": round(sum(all_faults) / len(all_faults)),
            "peak_gpu_mb": "", "threads": torch.get_num_threads(), "load_before": round(load, 2),
            "scene_device": str(scene.means.device.type),
            "machine": f"{platform.machine()} {os.cpu_count()} cpus" + (
@@ -204,7 +212,7 @@ def write_results(rows: list[dict], prefix: str, quiet: bool = False) -> None:
     RESULTS.mkdir(exist_ok=True)
     fields = ["backend", "scene", "gaussians", "sensor", "rays", "seconds", "mrays_per_s", "speedup_vs_reference",
               "speedup_vs_cpu", "cpu_seconds", *STAGES, "other", "peak_rss_mb", "peak_gpu_mb", "alpha_mean", "threads",
-              "load_before", "scene_device", "machine", "page_faults"]
+              "load_before", "scene_device", "machine", "page_faults", "median_seconds", "mean_page_faults"]
     tmp = RESULTS / f".{prefix}.csv.tmp"
     with open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields)
