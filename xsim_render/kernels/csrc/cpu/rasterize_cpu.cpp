@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <new>
 #include <utility>
 #include <vector>
 
@@ -727,18 +728,33 @@ template <typename T> void rasterize_cpu(const RasterInputs<T>& in, const Raster
     }
     int64_t evaluated = 0;
     const int64_t n_work = static_cast<int64_t>(work.size());
+    bool out_of_memory = false;  // (an exception must not leave the parallel region: raised after it)
 #pragma omp parallel num_threads(in.threads) reduction(+ : evaluated)
     {
         Workspace<T> ws;
-        ws.slot_of_frame.assign(in.n_bodies, -1);
-        ws.acc.resize(C > 0 ? C : 1);
+        bool ready = true;
+        try {
+            ws.slot_of_frame.assign(in.n_bodies, -1);
+            ws.acc.resize(C > 0 ? C : 1);
+        } catch (const std::bad_alloc&) {
+            ready = false;
+#pragma omp atomic write
+            out_of_memory = true;
+        }
 #pragma omp for schedule(dynamic, 1)
         for (int64_t k = 0; k < n_work; ++k) {
+            if (!ready) continue;
             int64_t t = work[k];
-            render_tile(in, out, gs, ray_list.data() + ray_start[t], ray_start[t + 1] - ray_start[t],
-                        cand_list + cand_start[t], cand_start[t + 1] - cand_start[t], ws, evaluated);
+            try {
+                render_tile(in, out, gs, ray_list.data() + ray_start[t], ray_start[t + 1] - ray_start[t],
+                            cand_list + cand_start[t], cand_start[t + 1] - cand_start[t], ws, evaluated);
+            } catch (const std::bad_alloc&) {
+#pragma omp atomic write
+                out_of_memory = true;
+            }
         }
     }
+    if (out_of_memory) throw std::bad_alloc();
     if (out.evaluated) out.evaluated[0] = evaluated;
 }
 
