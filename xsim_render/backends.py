@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .errors import InputError
+from .raster.lidar_returns import lidar_returns
 from .raster.rasterize import rasterize as reference_rasterize
 
 BACKENDS = ("reference", "cpu", "cuda", "auto")
@@ -74,12 +75,12 @@ class Stages:
     """The swappable stages of a capture for one concrete backend (render.py orchestrates them):
     rays(spec, ego, t_start) -> SensorRays; tiles(spec, gaussians, sensor, projection, phase_modeling) ->
     TileAssignment; rasterize(origins, directions, times, valid, assignment, gaussians, values) -> Composite;
-    returns(lidar, median, drop, rays, local) -> LidarReturns (None: raster.lidar_returns)."""
+    returns(lidar, median, drop, rays, local) -> LidarReturns."""
 
     rays: Callable
     tiles: Callable
     rasterize: Callable
-    returns: Callable | None = None
+    returns: Callable
 
 
 def reference_rays(spec, ego, t_start: float):
@@ -95,7 +96,7 @@ def stages(name: str) -> Stages:
     'cuda'). The cuda backend runs every stage on the GPU (rays, projection, binning, rasterization) on data
     that stays there; render.py returns the outputs on the device of the scene it was given."""
     if name == "reference":
-        return Stages(reference_rays, reference_tiler, reference_rasterize)
+        return Stages(reference_rays, reference_tiler, reference_rasterize, lidar_returns)
     if name == "cpu":
         from .kernels.rays import sensor_rays_cpu
         from .kernels.returns import lidar_returns_cpu
@@ -104,7 +105,7 @@ def stages(name: str) -> Stages:
     if name == "cuda":
         from .kernels.rays import sensor_rays_cuda
 
-        return Stages(sensor_rays_cuda, tiler(name), rasterizer(name))
+        return Stages(sensor_rays_cuda, tiler(name), rasterizer(name), lidar_returns)
     raise InputError(f"backend: {name!r} is not a concrete backend")
 
 

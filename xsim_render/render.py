@@ -36,7 +36,6 @@ from .motion.rigid import RigidMotion
 from .projection.sensor_projection import CameraProjection, LidarProjection
 from .raster.attributes import gaussian_colors
 from .raster.composite import Composite
-from .raster.lidar_returns import lidar_returns
 from .raster.rasterize import GaussianFrames
 from .scene.gaussians import GaussianScene
 from .sensors.rays import SensorRays, sensor_motion
@@ -162,7 +161,7 @@ def _capture(scene: GaussianScene, spec: CameraSpec | LidarSpec, ego: RigidMotio
     assignment = stage.tiles(spec, g, sensor, projection, phase_modeling)
     if device.type != "cpu":
         local = replace(local, origin=to_device(local.origin, device))
-    return Capture(rays, projection, sensor, g, assignment, local, stage.rasterize, scene, stage.returns)
+    return Capture(rays, projection, sensor, g, assignment, local, stage.rasterize, stage.returns, scene)
 
 
 @dataclass
@@ -177,12 +176,8 @@ class Capture:
     assignment: TileAssignment
     local: LocalFrame
     rasterize: Callable
+    returns: Callable  # the backend's LiDAR returns (raster/lidar_returns.py or its kernel)
     scene: GaussianScene | None = None
-    returns: Callable | None = None  # the backend's lidar_returns (None: raster/lidar_returns.py's)
-
-    def __post_init__(self) -> None:
-        if self.returns is None:
-            self.returns = lidar_returns
 
 
 def _on(out: dict[str, Tensor], device: torch.device) -> dict[str, Tensor]:

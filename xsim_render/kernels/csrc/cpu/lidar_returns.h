@@ -1,4 +1,4 @@
-// The LiDAR sweep's returns as a point cloud (render.py lidar_returns_torch, the specification): firing (b, c)
+// The LiDAR sweep's returns as a point cloud (xsim_render/raster/lidar_returns.py, the specification): firing (b, c)
 // returns where its median range m is finite, min_range <= m <= max_range and (with a ray-drop probability)
 // drop < 0.5; the returns in column-major order (by column, then beam), each with its sensor-frame point
 // m * direction, its time (float64, the capture's clock offset added) and its beam and column. Two parallel

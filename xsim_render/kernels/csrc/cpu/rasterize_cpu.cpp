@@ -48,9 +48,7 @@ template <typename T> struct GaussianSoA {
             const T x[4] = {-ls[0], -ls[1], -ls[2], xmax(ls[0], xmax(ls[1], ls[2]))};
             T e[4];
             exp_four(x, e);
-            const T* rot = in.rotations + 9 * g;
-            for (int i = 0; i < 3; ++i)
-                for (int j = 0; j < 3; ++j) r.w[3 * i + j] = rot[3 * i + j] * e[j];
+            whitening_from_inverse_scales(in.rotations + 9 * g, e, r.w);
             for (int k = 0; k < 3; ++k) r.m[k] = in.means[3 * g + k];
             T s = in.sigma[g];
             r.sigma = s;

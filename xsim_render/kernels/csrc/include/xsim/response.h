@@ -9,11 +9,16 @@
 
 namespace xs {
 
-// W = R diag(exp(-log_scale)) (row-major 3x3) of a Gaussian with rotation R (row-major) and log std devs.
-template <typename T> XS_HD void whitening_matrix(const T* rot, const T* log_scale, T* w) {
-    T inv[3] = {xexp(-log_scale[0]), xexp(-log_scale[1]), xexp(-log_scale[2])};
+// W = R diag(inv) (row-major 3x3) of a Gaussian with rotation R (row-major) and inverse std devs inv = 1 / s.
+template <typename T> XS_HD void whitening_from_inverse_scales(const T* rot, const T* inv, T* w) {
     for (int i = 0; i < 3; ++i)
         for (int j = 0; j < 3; ++j) w[3 * i + j] = rot[3 * i + j] * inv[j];
+}
+
+// W = R diag(exp(-log_scale)) (row-major 3x3) of a Gaussian with rotation R (row-major) and log std devs.
+template <typename T> XS_HD void whitening_matrix(const T* rot, const T* log_scale, T* w) {
+    const T inv[3] = {xexp(-log_scale[0]), xexp(-log_scale[1]), xexp(-log_scale[2])};
+    whitening_from_inverse_scales(rot, inv, w);
 }
 
 // Hit distance t* (metres along d when d is a unit vector of the Gaussian's frame) and squared Mahalanobis
