@@ -1,5 +1,6 @@
 """The kernels' own scalar maths against the C library: the double-precision atan2 of csrc/include/xsim/common.h
-(a polynomial, not a library call: it computes every LiDAR phase)."""
+(a polynomial, not a library call: it computes every LiDAR phase) and the upper bound on asin of the projection's
+proofs."""
 
 from __future__ import annotations
 
@@ -46,6 +47,19 @@ def test_atan2_special_values(cpu):
     ok = ~np.isnan(want)
     assert np.all(np.abs(got[ok] - want[ok]) <= 4e-16 * np.abs(want[ok]))
     assert np.array_equal(np.signbit(got[ok]), np.signbit(want[ok]))
+
+
+def test_asin_upper_bounds_asin_tightly(cpu):
+    rng = np.random.default_rng(11)
+    x = np.concatenate([rng.uniform(0, 1, 200_000), 10.0 ** rng.uniform(-300, 0, 200_000),
+                        0.5 + rng.uniform(-1e-12, 1e-12, 1000), [0.0, 0.5, 1.0, np.nextafter(1.0, 0), 2.0]])
+    got = cpu.asin_upper(x)
+    want = np.arcsin(np.minimum(x, 1.0))
+    assert np.all(got >= want)  # never below (returning x itself, say, fails)
+    below = x < 0.5
+    assert np.all(got[below] <= want[below] * (1 + 0.42 * x[below] ** 2 + 1e-14))
+    assert np.all(got[~below] <= want[~below] * (1 + 1e-14))
+    assert np.isnan(cpu.asin_upper(np.array([math.nan]))[0])
 
 
 def test_rasterizer_alpha_matches_the_scalar_alpha(cpu):

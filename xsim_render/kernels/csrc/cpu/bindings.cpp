@@ -129,6 +129,15 @@ py::array_t<double> atan2_kernel(py::array_t<double, py::array::c_style | py::ar
     return out;
 }
 
+// The proofs' upper bound on asin (common.h asin_upper) element-wise over a float64 array (tests).
+py::array_t<double> asin_upper_kernel(py::array_t<double, py::array::c_style | py::array::forcecast> x) {
+    py::array_t<double> out(x.size());
+    const double* px = x.data();
+    double* po = out.mutable_data();
+    for (py::ssize_t i = 0; i < x.size(); ++i) po[i] = xs::asin_upper(px[i]);
+    return out;
+}
+
 // project.h phase_rate_bound for one point cloud (tests): a sensor motion and a body (packed, BODY_FIELDS each;
 // an empty body is the world), the LiDAR sweep [t_start, t_end], a body-frame centre `mean`, the radius rho of the
 // points around it and the horizon H around mid-sweep. Returns (bound holds, omega rad/s, rxy m, c_mid).
@@ -205,6 +214,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     m.def("tile_cones", &tile_cones_py, "Per tile cone of sensor-frame ray directions (project_cpu.h tile_cones)");
     m.def("project", &project, "Footprints and sorted unique (tile, Gaussian) lists (csrc/cpu/project_cpu.h)");
     m.def("atan2", &atan2_kernel, "The kernels' double-precision atan2 (csrc/include/xsim/common.h), element-wise");
+    m.def("asin_upper", &asin_upper_kernel, "The projection proofs' upper bound on asin (common.h), element-wise");
     m.def("phase_rate_bound", &phase_rate_kernel, "project.h phase_rate_bound of one point cloud (tests)");
     m.def("lidar_returns", &lidar_returns, "A LiDAR sweep's returns as a point cloud (csrc/cpu/lidar_returns.h)");
     m.def("alpha", &alpha_kernel, "The rasterizer's float32 alpha (csrc/cpu/alpha_simd.h) and the scalar alpha_of");

@@ -48,6 +48,9 @@ void project_and_tile(const ProjectInputs& in, ProjectOutputs& out) {
     auto fps_store = raw_array<GaussianFootprints>(in.keep_footprints ? n : 0);
     int64_t culled = 0, cones = 0, far_skipped = 0;
     const SensorRates rates = sensor_rates(in, in.sensor_motion);
+    const bool lidar = in.sensor == SENSOR_LIDAR;
+    const SensorPoses poses = sensor_poses(in.sensor_motion, lidar ? in.lidar.t_start : in.camera.t_start,
+                                           lidar ? in.lidar.t_end : in.camera.t_end);
     bool out_of_memory = false;  // (an exception must not leave the parallel region: raised after it)
 #pragma omp parallel num_threads(threads) reduction(+ : culled, cones, far_skipped)
     {
@@ -59,7 +62,7 @@ void project_and_tile(const ProjectInputs& in, ProjectOutputs& out) {
                 if (list.capacity() == 0) list.reserve(static_cast<size_t>(2 * n / threads + 1024));
                 const int64_t begin = static_cast<int64_t>(list.size());
                 for (int64_t g = c * CHUNK_GAUSSIANS; g < std::min(n, (c + 1) * CHUNK_GAUSSIANS); ++g) {
-                    const GaussianFootprints fp = footprints_of(in, g, &rates);
+                    const GaussianFootprints fp = footprints_of(in, g, &rates, &poses);
                     FootprintRanges fr;
                     footprint_ranges(in, fp, fr);
                     visit_pairs(in, fp, fr, [&](int64_t t) { list.push_back((uint64_t(t) << 32) | uint64_t(g)); });

@@ -147,6 +147,26 @@ XS_HD SensorRates sensor_rates(const ProjectParams& in, const double* motion) {
     return r;
 }
 
+// The sensor's pose (rotation sensor -> world, row-major, and position) at the capture's start, middle and end: the
+// same for every Gaussian, so each Gaussian's centre there (point_in_sensor) costs one affine map.
+struct SensorPoses {
+    double rot[3][9];
+    Vec3<double> pos[3];
+};
+
+XS_HD SensorPoses sensor_poses(const double* motion, double t0, double t1) {
+    SensorPoses s;
+    const double times[3] = {t0, 0.5 * (t0 + t1), t1};
+    for (int i = 0; i < 3; ++i) body_pose_at(motion, times[i], s.rot[i], s.pos[i]);
+    return s;
+}
+
+// point_in_sensor at instant i of SensorPoses (time t) of a point fixed in `body` (world if null).
+XS_HD Vec3<double> point_at_pose(const SensorPoses& s, int i, const double* body, Vec3<double> x, double t) {
+    const Vec3<double> world = body ? body_to_world(body, x, t) : x;
+    return matTvec(s.rot[i], world - s.pos[i]);
+}
+
 XS_HD bool phase_rate_bound(const SensorRates& sensor, const double* body, Vec3<double> mean, double rho,
                             Vec3<double> c_mid, double H, double& omega, double& rxy, double* elevation_rate = nullptr) {
     const double w_par = sensor.w_par, w_perp = sensor.w_perp;
@@ -213,7 +233,7 @@ XS_HD bool far_branch_clear(const ProjectParams& in, const SensorRates& rates, c
     if (!phase_rate_bound(rates, body, mean, rho, c_mid, H, omega, rxy)) return false;
     const double q = omega * T / (2 * PI);
     if (!newton_contracts(q, e0, in.tolerance)) return false;
-    const double spread = xasin(xmin(rho / (rxy + rho), 1.0));  // two sigma points at one instant
+    const double spread = asin_upper(rho / (rxy + rho));  // two sigma points at one instant
     const double c0 = near.centre[0];
     // no branch cut (phase pi mod 2 pi) within reach of any sigma point over the horizon
     const double reach = spread + omega * (H + xabs(near.centre_eta - tm)) + 1e-9;
@@ -250,7 +270,7 @@ XS_HD double predicted_root(const ProjectParams& in, const SensorRates& rates, c
     double omega, rxy, elevation_rate;
     if (!phase_rate_bound(rates, body, mean, rho, c_mid, H, omega, rxy, &elevation_rate)) return NAN;
     if (!newton_contracts(omega * T / (2 * PI), e0, in.tolerance)) return NAN;
-    const double spread = rho > 0 ? xasin(xmin(rho / (rxy + rho), 1.0)) : 0.0;
+    const double spread = rho > 0 ? asin_upper(rho / (rxy + rho)) : 0.0;
     const double phase = lm.phase_of(c_mid, branch), reach = spread + omega * H + 1e-9;
     if (!(phase - reach > branch - PI && phase + reach < branch + PI)) return NAN;
     if (proof) proof->omega = omega, proof->elevation_rate = elevation_rate;
@@ -263,9 +283,10 @@ XS_HD void add_rect(GaussianFootprints& fp, const double* lo, const double* hi, 
     fp.branch[i] = static_cast<int8_t>(branch);
 }
 
-// The footprints of Gaussian g; `rates` (optional) is sensor_rates(in, in.sensor_motion), computed once per capture.
-XS_HD GaussianFootprints footprints_of(const ProjectParams& in, int64_t g,
-                                       const SensorRates* rates_given = nullptr) {
+// The footprints of Gaussian g; `rates` and `poses` (optional) are sensor_rates(in, in.sensor_motion) and
+// sensor_poses(in.sensor_motion, t_start, t_end), computed once per capture.
+XS_HD GaussianFootprints footprints_of(const ProjectParams& in, int64_t g, const SensorRates* rates_given = nullptr,
+                                       const SensorPoses* poses_given = nullptr) {
     GaussianFootprints fp;
     double rot_w[9], scale_w[3];  // widened from float32
     const double* rot = in.rotations ? in.rotations + 9 * g : rot_w;
@@ -293,8 +314,9 @@ XS_HD GaussianFootprints footprints_of(const ProjectParams& in, int64_t g,
     Vec3<double> centres[3];
     const double times[3] = {t0, tm, t1};
     double near = double(INFINITY);
+    const SensorPoses poses = poses_given ? *poses_given : sensor_poses(motion, t0, t1);
     for (int i = 0; i < 3; ++i) {
-        centres[i] = point_in_sensor(body, motion, mean, times[i]);
+        centres[i] = point_at_pose(poses, i, body, mean, times[i]);
         near = xmin(near, norm(centres[i]));
     }
     bool full = near < 1.5 * radius + 1e-3 || radius > MAX_ANGULAR_RADIUS * near;

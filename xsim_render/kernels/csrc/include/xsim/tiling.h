@@ -36,18 +36,22 @@ template <typename T> XS_HD TileRange camera_tile_range(const T* lo_in, const T*
     return r;
 }
 
-// First index with sorted[i] >= x (right = false) or > x (right = true), as torch.searchsorted.
+// First index with sorted[i] >= x (right = false) or > x (right = true), as torch.searchsorted. Branch-free
+// halving (selects, no data-dependent jump to mispredict): `base` stays below every index the answer can be.
 template <typename T> XS_HD int search_sorted(const T* sorted, int n, T x, bool right) {
-    int lo = 0, hi = n;
-    while (lo < hi) {
-        int mid = (lo + hi) / 2;
-        bool go_right = right ? !(x < sorted[mid]) : sorted[mid] < x;
-        if (go_right)
-            lo = mid + 1;
-        else
-            hi = mid;
+    int base = 0, len = n;
+    while (len > 1) {
+        const int half = len / 2;
+        const T v = sorted[base + half - 1];
+        const bool go_right = right ? !(x < v) : v < x;
+        base = go_right ? base + half : base;
+        len -= half;
     }
-    return lo;
+    if (len == 1) {
+        const T v = sorted[base];
+        base += right ? !(x < v) : v < x;
+    }
+    return base;
 }
 
 // Up to two column segments of a LiDAR rectangle (out[0], out[1]; the second is empty without wrap).

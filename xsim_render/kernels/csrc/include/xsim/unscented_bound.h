@@ -25,13 +25,16 @@ struct MotionProof {
     double elevation_rate = 0;  // elevation rate bound (rad/s)
 };
 
-// Elevations asin(z / |p|) = atan2(z, |p_xy|) of L sensor-frame points, in lanes the host vectorises.
-template <int L, typename T> XS_HD void elevations_of_points(const Seen<T>* seen, T* elevation) {
-    XS_SIMD
+// Elevations asin(z / |p|) = atan2(z, |p_xy|) of L sensor-frame points, in lanes the host vectorises (the points
+// copied into coordinate arrays first: the loop over the records themselves stays scalar).
+template <int L, typename T> XS_HD_LANES void elevations_of_points(const Seen<T>* seen, T* elevation) {
+    T z[L], rxy[L];
     for (int l = 0; l < L; ++l) {
         const Vec3<T> p = seen[l].at;
-        elevation[l] = xatan2(p.z, xsqrt(p.x * p.x + p.y * p.y));
+        z[l] = p.z, rxy[l] = p.x * p.x + p.y * p.y;
     }
+    XS_SIMD_KEEP
+    for (int l = 0; l < L; ++l) elevation[l] = xatan2(z[l], xsqrt(rxy[l]));
 }
 
 // The UT of a LiDAR Gaussian on one phase branch from the sigma points seen at the centre's root r0 (solved from a
@@ -59,7 +62,7 @@ XS_HD UnscentedResult<T> unscented_static(const LidarBranch<T>& sensor, const T*
     {
         const T rxy = xsqrt(r0.at.x * r0.at.x + r0.at.y * r0.at.y);
         T e0, e1;
-        slack(rho < rxy ? T(0.5) * xasin(rho / rxy) : T(PI), e0, e1);
+        slack(rho < rxy ? T(0.5) * asin_upper(rho / rxy) : T(PI), e0, e1);
         if (!(e0 <= slack_max[0] && e1 <= slack_max[1])) return out;  // hopeless
     }
     Seen<T> seen[UT_POINTS + 1];  // 1..6, and a padding lane for the elevations
