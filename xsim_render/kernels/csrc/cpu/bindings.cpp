@@ -159,6 +159,34 @@ py::tuple phase_rate_kernel(py::array_t<double, py::array::c_style | py::array::
     return py::make_tuple(ok, omega, rxy, py::make_tuple(c.x, c.y, c.z));
 }
 
+// rolling_shutter.h TimeSolver::solve of N body-frame points on one LiDAR phase branch from eta0 (tests): the packed
+// sensor motion and body (BODY_FIELDS each; an empty body is the world), the sweep (spin_sign, seam azimuth,
+// duration, t_start, t_end). Returns (eta, valid, phase, elevation), one entry per point.
+py::tuple lidar_time_solve(py::array_t<double, py::array::c_style | py::array::forcecast> motion,
+                           py::array_t<double, py::array::c_style | py::array::forcecast> body,
+                           py::array_t<double, py::array::c_style | py::array::forcecast> points, double spin_sign,
+                           double seam, double duration, double t_start, double t_end, double branch, double eta0,
+                           double tolerance) {
+    if (motion.size() != xs::BODY_FIELDS || (body.size() != 0 && body.size() != xs::BODY_FIELDS) ||
+        points.size() % 3 != 0)
+        throw std::invalid_argument("lidar_time_solve: motion / body need BODY_FIELDS values, points (N, 3)");
+    xs::LidarModel<double> model;
+    model.spin_sign = spin_sign, model.seam = seam, model.duration = duration;
+    model.t_start = t_start, model.t_end = t_end;
+    const xs::LidarBranch<double> sensor{&model, branch, t_start, t_end};
+    const double* b = body.size() ? body.data() : nullptr;
+    const py::ssize_t n = points.size() / 3;
+    py::array_t<double> eta(n), phase(n), elevation(n);
+    py::array_t<bool> valid(n);
+    for (py::ssize_t i = 0; i < n; ++i) {
+        const xs::SolveResult<double> r = xs::TimeSolver<double, xs::LidarBranch<double>>{
+            sensor, b, motion.data(), xs::load3(points.data() + 3 * i), tolerance}.solve(eta0);
+        eta.mutable_data()[i] = r.eta, valid.mutable_data()[i] = r.valid;
+        phase.mutable_data()[i] = r.c0, elevation.mutable_data()[i] = r.c1;
+    }
+    return py::make_tuple(eta, valid, phase, elevation);
+}
+
 template <typename T> py::tuple lidar_returns_typed(const py::dict& a) {
     const int64_t beams = size(a, "beams"), columns = size(a, "columns");
     const T* drop = a.contains("drop") ? ptr<const T*>(a, "drop") : nullptr;
@@ -216,6 +244,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     m.def("atan2", &atan2_kernel, "The kernels' double-precision atan2 (csrc/include/xsim/common.h), element-wise");
     m.def("asin_upper", &asin_upper_kernel, "The projection proofs' upper bound on asin (common.h), element-wise");
     m.def("phase_rate_bound", &phase_rate_kernel, "project.h phase_rate_bound of one point cloud (tests)");
+    m.def("lidar_time_solve", &lidar_time_solve, "rolling_shutter.h TimeSolver::solve of LiDAR points (tests)");
     m.def("lidar_returns", &lidar_returns, "A LiDAR sweep's returns as a point cloud (csrc/cpu/lidar_returns.h)");
     m.def("alpha", &alpha_kernel, "The rasterizer's float32 alpha (csrc/cpu/alpha_simd.h) and the scalar alpha_of");
     m.attr("body_fields") = static_cast<int>(xs::BODY_FIELDS);

@@ -111,6 +111,8 @@ template <typename T> struct CameraModel {
 
     // A camera has no branch cut (warm starts of the time solve are always safe).
     XS_HD bool clear_of_cut(T, T) const { return true; }
+    // bounds on the capture time of any point (none known here: the solver's window search evaluates both ends)
+    XS_HD void time_range(T& lo, T& hi) const { lo = T(-INFINITY), hi = T(INFINITY); }
 
     // Image rectangle (u0, u1, v0, v1) in pixels (CameraProjection.bounds).
     XS_HD void bounds(T* b) const {

@@ -45,6 +45,8 @@ template <typename T> struct LidarBranch {
         return valid;
     }
     template <typename S> XS_HD S time_of(S phase, S) const { return model->time_of(phase); }
+    // every capture time on this branch lies in [time_of(branch - pi), time_of(branch + pi)]
+    XS_HD void time_range(T& lo, T& hi) const { lo = model->time_of(branch - T(PI)), hi = model->time_of(branch + T(PI)); }
     // a point within `angle` of a phase c0 stays on this branch (away from its cut at branch +- pi)
     XS_HD bool clear_of_cut(T c0, T angle) const {
         return c0 - (branch - T(PI)) > angle && (branch + T(PI)) - c0 > angle;
@@ -114,8 +116,9 @@ template <typename T, typename Sensor> struct TimeSolver {
     // eta0 is (1: a caller's own chord step from a slope hint; the loop then goes on exactly as if it had taken
     // that step itself). The iterates stop on the same test |g| < SOLVE_STOP * tolerance, so the outcome is the
     // same root to within the tolerance.
+    // `g_start` (optional) receives g(eta0), from the first evaluation.
     XS_HD void newton(T eta0, T& eta, T& res, T& slope, Seen<T>& seen, T slope_hint = T(NAN),
-                      const Seen<T>* first = nullptr, int from = 0) const {
+                      const Seen<T>* first = nullptr, int from = 0, T* g_start = nullptr) const {
         eta = eta0;
         res = T(NAN);
         slope = from > 0 ? slope_hint : T(1);
@@ -124,9 +127,11 @@ template <typename T, typename Sensor> struct TimeSolver {
             T s;
             if (it == 0 && !xisfinite(slope_hint)) {
                 residual(eta, s, seen);
+                if (g_start) *g_start = seen.g;
             } else {
                 if (it == from && first) seen = *first;
                 else residual_value(eta, seen);
+                if (g_start && it == from) *g_start = seen.g;
                 if (!(xabs(seen.g) >= stop) || it == NEWTON_ITERATIONS) {
                     res = xabs(seen.g);
                     break;
@@ -145,13 +150,28 @@ template <typename T, typename Sensor> struct TimeSolver {
         }
     }
 
-    // Step 2 on [t0, t1]; res = NaN where g does not change sign over it.
-    XS_HD void bracketed(T t0, T t1, T& eta, T& res, T& slope, Seen<T>& seen) const {
+    // Step 2 on [t0, t1]; res = NaN where g does not change sign over it. `known` (optional): g at time `at`, from
+    // an evaluation there (step 1's start). An end where the sensor's range of capture times fixes the sign of g
+    // (a LiDAR seam branch: its times lie half a sweep before or after the window) is evaluated only where the other
+    // end's g leaves a sign change possible (g at that end is finite where the other end's is: the same point).
+    XS_HD void bracketed(T t0, T t1, T& eta, T& res, T& slope, Seen<T>& seen, T at = T(NAN),
+                         T known = T(NAN)) const {
         eta = t0;
         res = T(NAN);
         slope = T(1);
-        T ga = residual_value(t0), gb = residual_value(t1);
+        T lo, hi;
+        sensor.time_range(lo, hi);
+        const T margin = T(1e-9) * (xabs(t0) + xabs(t1) + (hi - lo));  // the rounding of g = t - tau, many times over
+        const bool a_negative = t0 < lo - margin, b_positive = t1 > hi + margin;
+        auto g_at = [&](T t) { return t == at && xisfinite(known) ? known : residual_value(t); };
+        T ga = T(-1), gb = T(1);
+        if (!a_negative) ga = g_at(t0);
+        if (!b_positive) gb = g_at(t1);
         bool bracket = xisfinite(ga) && xisfinite(gb) && !(ga > T(0) && gb > T(0)) && !(ga < T(0) && gb < T(0));
+        if (!bracket) return;
+        if (a_negative) ga = g_at(t0);  // the values, for the secant start
+        if (b_positive) gb = g_at(t1);
+        bracket = xisfinite(ga) && xisfinite(gb) && !(ga > T(0) && gb > T(0)) && !(ga < T(0) && gb < T(0));
         if (!bracket) return;
         T neg = ga <= T(0) ? t0 : t1;
         T pos = ga <= T(0) ? t1 : t0;
@@ -183,14 +203,14 @@ template <typename T, typename Sensor> struct TimeSolver {
     // The whole solve from eta0 (slope_hint, first: see newton); the image coordinates at the root come from the
     // last evaluation (no second motion or projection evaluation).
     XS_HD SolveResult<T> solve(T eta0, T slope_hint = T(NAN), const Seen<T>* first = nullptr, int from = 0) const {
-        T eta, res, slope;
+        T eta, res, slope, g_start = T(NAN);
         Seen<T> seen;
-        newton(eta0, eta, res, slope, seen, slope_hint, first, from);
+        newton(eta0, eta, res, slope, seen, slope_hint, first, from, &g_start);
         T t0 = sensor.t_start, t1 = sensor.t_end;
         if (!(res < tolerance && eta >= t0 && eta <= t1) && !(monotone && res < tolerance)) {
             T eb, rb, sb;
             Seen<T> sbk;
-            bracketed(t0, t1, eb, rb, sb, sbk);
+            bracketed(t0, t1, eb, rb, sb, sbk, eta0, g_start);
             if (rb < tolerance) eta = eb, seen = sbk;
         }
         return result(eta, slope, seen);
