@@ -93,23 +93,27 @@ def gaussian_frames(scene: GaussianScene, motions: dict[int, ActorMotion], lidar
     bodies: list[RigidMotion | None] = [None] + [local.motion(motions[i].motion, dtype) for i in ids]
     windows: list[tuple[float, float] | None] = [None] + [local.window(motions[i].window) for i in ids]
     frame = torch.zeros(len(scene), dtype=torch.long, device=device)
-    static = scene.actor_ids < 0
-    present = static.clone()
+    all_static = not present_actor_ids(scene)  # (no masks to apply: every Gaussian is static and present)
+    static = None if all_static else scene.actor_ids < 0
+    present = None if all_static else static.clone()
     for f, actor_id in enumerate(ids, start=1):
         sel = scene.actor_ids == actor_id
         frame.masked_fill_(sel, f)
         present |= sel
     sigma = scene.sigma_lidar() if lidar else scene.sigma_camera()
-    sigma = torch.where(present, sigma, torch.zeros_like(sigma))
+    if not all_static:
+        sigma = torch.where(present, sigma, torch.zeros_like(sigma))
     placement = scene.world_from_scene
     if device.type != "cpu":
         local = replace(local, origin=to_device(local.origin, device))
     world = scene.means if placement is None else _placed_points(placement, scene.means)
-    means = torch.where(static[:, None], local.points(world, dtype), scene.means)
+    means = local.points(world, dtype)
+    if not all_static:
+        means = torch.where(static[:, None], means, scene.means)
     rotations = scene.rotations()
     if placement is not None and placement.has_rotation:
         placed = to_device(placement.rotation.to(dtype), device) @ rotations
-        rotations = torch.where(static[:, None, None], placed, rotations)
+        rotations = placed if all_static else torch.where(static[:, None, None], placed, rotations)
     return GaussianFrames(means, rotations, scene.log_scales, sigma, frame, bodies, windows)
 
 
