@@ -46,7 +46,9 @@ template <typename T> struct LidarBranch {
     }
     template <typename S> XS_HD S time_of(S phase, S) const { return model->time_of(phase); }
     // every capture time on this branch lies in [time_of(branch - pi), time_of(branch + pi)]
-    XS_HD void time_range(T& lo, T& hi) const { lo = model->time_of(branch - T(PI)), hi = model->time_of(branch + T(PI)); }
+    XS_HD void time_range(T& lo, T& hi) const {
+        lo = model->time_of(branch - T(PI)), hi = model->time_of(branch + T(PI));
+    }
     // a point within `angle` of a phase c0 stays on this branch (away from its cut at branch +- pi)
     XS_HD bool clear_of_cut(T c0, T angle) const {
         return c0 - (branch - T(PI)) > angle && (branch + T(PI)) - c0 > angle;
