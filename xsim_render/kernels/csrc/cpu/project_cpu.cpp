@@ -31,7 +31,13 @@ constexpr int64_t CHUNK_GAUSSIANS = 256;
 
 }  // namespace
 
-void project_and_tile(const ProjectInputs& in, ProjectOutputs& out) {
+void project_and_tile(const ProjectInputs& given, ProjectOutputs& out) {
+    // the sensor's motion with its mount rotation folded into R0 (rigid.h fold_mount: one rotation fewer in every
+    // transform of the sensor, the same poses up to rounding)
+    double folded[BODY_FIELDS];
+    fold_mount(given.sensor_motion, folded);
+    ProjectInputs in = given;
+    in.sensor_motion = folded;
     const int64_t n = in.n, nt = in.num_tiles;
     const int threads = std::max(1, in.threads);
     if (n >= (int64_t(1) << 32) || nt >= (int64_t(1) << 31))

@@ -16,11 +16,17 @@ enum BodyLayout : int {
     BODY_V = 13,           // 3, m/s, world frame
     BODY_W = 16,           // 3, rad/s, world frame
     BODY_T0 = 19,          // seconds (capture clock)
-    BODY_HAS_MOUNT = 20,   // 0 / 1
+    BODY_HAS_MOUNT = 20,   // MOUNT_NONE / MOUNT_FULL / MOUNT_TRANSLATION
     BODY_MOUNT_R = 21,     // 9, child -> body
     BODY_MOUNT_T = 30,     // 3, child origin in the body frame
     BODY_FIELDS = 33,
 };
+
+// BODY_HAS_MOUNT: no mount, a mount rotation and translation, or a translation alone (a record whose mount
+// rotation was folded into R0 by fold_mount; BODY_MOUNT_R is then not read).
+constexpr double MOUNT_NONE = 0, MOUNT_FULL = 1, MOUNT_TRANSLATION = 2;
+
+template <typename T> XS_HD bool mount_turns(const T* body) { return body[BODY_HAS_MOUNT] == T(MOUNT_FULL); }
 
 // Coefficients of Rodrigues' formula Exp(w) = I + a K + b K^2 (K = hat(w), theta^2 = |w|^2):
 // a = sin(theta)/theta, b = (1 - cos(theta))/theta^2. Below theta^2 = 0.04 their Taylor series to theta^12
@@ -88,12 +94,24 @@ template <typename T> XS_HD void body_pose_at(const T* body, T t, T* rot, Vec3<T
     T r[9];
     matmul(e, body + BODY_R0, r);
     pos = load3(body + BODY_P0) + dt * load3(body + BODY_V);
-    if (body[BODY_HAS_MOUNT] != T(0)) {
-        pos = pos + matvec(r, load3(body + BODY_MOUNT_T));
+    if (body[BODY_HAS_MOUNT] != T(0)) pos = pos + matvec(r, load3(body + BODY_MOUNT_T));
+    if (mount_turns(body)) {
         matmul(r, body + BODY_MOUNT_R, rot);
     } else {
         for (int i = 0; i < 9; ++i) rot[i] = r[i];
     }
+}
+
+// The same motion with its mount rotation folded into R0 (R0 MR; translation MR^T Mt, BODY_HAS_MOUNT =
+// MOUNT_TRANSLATION): one rotation fewer per transform, the same poses up to rounding. `out`: BODY_FIELDS values.
+template <typename T> XS_HD void fold_mount(const T* body, T* out) {
+    for (int i = 0; i < BODY_FIELDS; ++i) out[i] = body[i];
+    if (!mount_turns(body)) return;
+    matmul(body + BODY_R0, body + BODY_MOUNT_R, out + BODY_R0);
+    const Vec3<T> t = matTvec(body + BODY_MOUNT_R, load3(body + BODY_MOUNT_T));
+    out[BODY_MOUNT_T] = t.x, out[BODY_MOUNT_T + 1] = t.y, out[BODY_MOUNT_T + 2] = t.z;
+    for (int i = 0; i < 9; ++i) out[BODY_MOUNT_R + i] = (i % 4 == 0) ? T(1) : T(0);
+    out[BODY_HAS_MOUNT] = T(MOUNT_TRANSLATION);
 }
 
 // A world ray (o, d) expressed in the body frame at time t: o_b = R^T (o - p), d_b = R^T d.
@@ -116,7 +134,8 @@ template <typename T, typename S> XS_HD Vec3<S> body_to_world(const T* body, Vec
     if (body[BODY_KIND] == T(0)) return x;
     S dt = t - S(body[BODY_T0]);
     Vec3<S> y = x;
-    if (body[BODY_HAS_MOUNT] != T(0)) y = matvec(body + BODY_MOUNT_R, y) + cast3<S>(load3(body + BODY_MOUNT_T));
+    if (mount_turns(body)) y = matvec(body + BODY_MOUNT_R, y);
+    if (body[BODY_HAS_MOUNT] != T(0)) y = y + cast3<S>(load3(body + BODY_MOUNT_T));
     y = matvec(body + BODY_R0, y);
     return so3_rotate(dt * cast3<S>(load3(body + BODY_W)), y) + cast3<S>(load3(body + BODY_P0)) +
            dt * cast3<S>(load3(body + BODY_V));
@@ -129,7 +148,8 @@ template <typename T, typename S> XS_HD Vec3<S> world_to_body(const T* body, Vec
     Vec3<S> y = so3_rotate(-dt * cast3<S>(load3(body + BODY_W)),
                            x - cast3<S>(load3(body + BODY_P0)) - dt * cast3<S>(load3(body + BODY_V)));
     y = matTvec(body + BODY_R0, y);
-    if (body[BODY_HAS_MOUNT] != T(0)) y = matTvec(body + BODY_MOUNT_R, y - cast3<S>(load3(body + BODY_MOUNT_T)));
+    if (body[BODY_HAS_MOUNT] != T(0)) y = y - cast3<S>(load3(body + BODY_MOUNT_T));
+    if (mount_turns(body)) y = matTvec(body + BODY_MOUNT_R, y);
     return y;
 }
 
@@ -168,12 +188,15 @@ XS_HD bool points_in_sensor_lanes(const T* body, const T* sensor, const T* t, T*
         T r0[9], mr[9];
         for (int k = 0; k < 9; ++k) r0[k] = body[BODY_R0 + k], mr[k] = body[BODY_MOUNT_R + k];
         const Vec3<T> mt = load3(body + BODY_MOUNT_T), p0 = load3(body + BODY_P0), v = load3(body + BODY_V);
-        if (body[BODY_HAS_MOUNT] != T(0)) {
+        if (mount_turns(body)) {
             XS_SIMD
             for (int l = 0; l < L; ++l) {
                 const Vec3<T> q = matvec(mr, make_vec3(x[l], y[l], z[l])) + mt;
                 x[l] = q.x, y[l] = q.y, z[l] = q.z;
             }
+        } else if (body[BODY_HAS_MOUNT] != T(0)) {
+            XS_SIMD
+            for (int l = 0; l < L; ++l) x[l] += mt.x, y[l] += mt.y, z[l] += mt.z;
         }
         XS_SIMD
         for (int l = 0; l < L; ++l) {
@@ -202,12 +225,15 @@ XS_HD bool points_in_sensor_lanes(const T* body, const T* sensor, const T* t, T*
             const Vec3<T> q = matTvec(r0, make_vec3(x[l], y[l], z[l]));
             x[l] = q.x, y[l] = q.y, z[l] = q.z;
         }
-        if (sensor[BODY_HAS_MOUNT] != T(0)) {
+        if (mount_turns(sensor)) {
             XS_SIMD
             for (int l = 0; l < L; ++l) {
                 const Vec3<T> q = matTvec(mr, make_vec3(x[l], y[l], z[l]) - mt);
                 x[l] = q.x, y[l] = q.y, z[l] = q.z;
             }
+        } else if (sensor[BODY_HAS_MOUNT] != T(0)) {
+            XS_SIMD
+            for (int l = 0; l < L; ++l) x[l] -= mt.x, y[l] -= mt.y, z[l] -= mt.z;
         }
     }
     return true;
@@ -232,7 +258,8 @@ XS_HD void point_in_sensor_moving(const T* body, const T* sensor, Vec3<T> x, T t
     if (body && body[BODY_KIND] != T(0)) {
         const T dt = t - body[BODY_T0];
         Vec3<T> y = x;
-        if (body[BODY_HAS_MOUNT] != T(0)) y = matvec(body + BODY_MOUNT_R, y) + load3(body + BODY_MOUNT_T);
+        if (mount_turns(body)) y = matvec(body + BODY_MOUNT_R, y);
+        if (body[BODY_HAS_MOUNT] != T(0)) y = y + load3(body + BODY_MOUNT_T);
         y = matvec(body + BODY_R0, y);
         const Vec3<T> w = load3(body + BODY_W);
         const Vec3<T> turned = so3_rotate(dt * w, y);
@@ -250,8 +277,9 @@ XS_HD void point_in_sensor_moving(const T* body, const T* sensor, Vec3<T> x, T t
     z_rate = z_rate - cross(w, z);
     at = matTvec(sensor + BODY_R0, z);
     rate = matTvec(sensor + BODY_R0, z_rate);
-    if (sensor[BODY_HAS_MOUNT] != T(0)) {
-        at = matTvec(sensor + BODY_MOUNT_R, at - load3(sensor + BODY_MOUNT_T));
+    if (sensor[BODY_HAS_MOUNT] != T(0)) at = at - load3(sensor + BODY_MOUNT_T);
+    if (mount_turns(sensor)) {
+        at = matTvec(sensor + BODY_MOUNT_R, at);
         rate = matTvec(sensor + BODY_MOUNT_R, rate);
     }
 }
@@ -268,7 +296,7 @@ XS_HD void columns_in_sensor(const T* body, const T* sensor, const T* m, const T
         so3_coefficients(dot(w, w), ca, cb);
         for (int a = 0; a < 3; ++a) {
             Vec3<T> y = out[a];
-            if (body[BODY_HAS_MOUNT] != T(0)) y = matvec(body + BODY_MOUNT_R, y);
+            if (mount_turns(body)) y = matvec(body + BODY_MOUNT_R, y);
             out[a] = so3_turn(w, ca, cb, matvec(body + BODY_R0, y));
         }
     }
@@ -278,7 +306,7 @@ XS_HD void columns_in_sensor(const T* body, const T* sensor, const T* m, const T
         so3_coefficients(dot(w, w), ca, cb);
         for (int a = 0; a < 3; ++a) {
             out[a] = matTvec(sensor + BODY_R0, so3_turn(w, ca, cb, out[a]));
-            if (sensor[BODY_HAS_MOUNT] != T(0)) out[a] = matTvec(sensor + BODY_MOUNT_R, out[a]);
+            if (mount_turns(sensor)) out[a] = matTvec(sensor + BODY_MOUNT_R, out[a]);
         }
     }
 }
