@@ -314,9 +314,9 @@ XS_HD GaussianFootprints footprints_of(const ProjectParams& in, int64_t g, const
     Vec3<double> centres[3];
     const double times[3] = {t0, tm, t1};
     double near = double(INFINITY);
-    const SensorPoses poses = poses_given ? *poses_given : sensor_poses(motion, t0, t1);
-    for (int i = 0; i < 3; ++i) {
-        centres[i] = point_at_pose(poses, i, body, mean, times[i]);
+    for (int i = 0; i < 3; ++i) {  // (without the capture's poses: the transform itself, no per-Gaussian poses)
+        centres[i] = poses_given ? point_at_pose(*poses_given, i, body, mean, times[i])
+                                 : point_in_sensor(body, motion, mean, times[i]);
         near = xmin(near, norm(centres[i]));
     }
     bool full = near < 1.5 * radius + 1e-3 || radius > MAX_ANGULAR_RADIUS * near;
