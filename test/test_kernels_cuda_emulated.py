@@ -5,7 +5,8 @@ module's argument dicts and runs the device code's header functions on the CPU: 
 rays.cu), project.h footprints with unique_pairs.h counts and the count-then-emit protocol (as binning.cu), and
 the CPU rasterizer. With the CPU standing in for the GPU (kernels.device.cuda_device), the whole cuda pipeline
 of render.py runs: argument names and sizes, device residency, per-ray times, unique pair lists, the reference
-fallback under autograd. The CUDA kernels themselves run only in test_kernels_cuda.py, on a GPU.
+fallback under autograd. The CUDA kernels themselves run in test_kernels_cuda.py: on a GPU, or on the CPU under
+their host simulation (test_kernels_cuda_simulated.py).
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """Rendering backends chosen by name: `reference` (pure PyTorch), `cpu` (C++/OpenMP), `cuda`, `auto`.
 
-`auto` resolves to the fastest usable backend: cuda if usable, else cpu, else reference. Every backend
+`auto` resolves to the fastest usable backend: cuda if usable, else cpu, else reference (never the host
+simulation of the CUDA kernels that XSIM_CUDA_SIMULATION=1 turns on for tests). Every backend
 produces the same output dictionaries; the reference is the specification the others are tested against.
 The fast backends compile their kernels on first use (xsim_render/kernels/build.py; `make kernels` does it
 ahead of time); `auto` falls back to the next backend, with one line on stderr, if a build fails.
@@ -54,7 +55,9 @@ def resolve_backend(name: str) -> str:
     status = available_backends()
     if name == "reference":
         return name
-    candidates = _FAST if name == "auto" else (name,)
+    # auto never picks the host simulation of the CUDA kernels (XSIM_CUDA_SIMULATION=1, for tests: slow)
+    fast = tuple(k for k in _FAST if not (k == "cuda" and kbuild.cuda_simulated()))
+    candidates = fast if name == "auto" else (name,)
     for kind in candidates:
         reason = status[kind]
         if reason is None:

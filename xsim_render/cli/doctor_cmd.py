@@ -29,7 +29,9 @@ def run(args: argparse.Namespace) -> int:
     details = {
         "reference": "pure PyTorch (the specification)",
         "cpu": f"C++/OpenMP kernels, {' '.join(build.march_flag()) or 'generic'}",
-        "cuda": "CUDA kernels" + (f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""),
+        "cuda": "CUDA kernels simulated on the CPU (XSIM_CUDA_SIMULATION=1: for tests, slow)"
+        if build.cuda_simulated()
+        else "CUDA kernels" + (f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""),
     }
     bad = 0
     for name in ("reference", "cpu", "cuda"):
@@ -51,4 +53,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _auto(status: dict[str, str | None]) -> str:
-    return next(k for k in ("cuda", "cpu", "reference") if status[k] is None)
+    from ..kernels.build import cuda_simulated
+
+    order = ("cpu", "reference") if cuda_simulated() else ("cuda", "cpu", "reference")
+    return next(k for k in order if status[k] is None)

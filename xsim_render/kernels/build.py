@@ -31,11 +31,13 @@ class KernelBuildError(RuntimeError):
 
 @dataclass(frozen=True)
 class ExtensionSpec:
-    """One extension: module name prefix, sources relative to csrc/, whether it needs CUDA."""
+    """One extension: module name prefix, sources relative to csrc/, whether it needs CUDA, include directories
+    (relative to csrc/) searched before the others."""
 
     prefix: str
     sources: tuple[str, ...]
     cuda: bool = False
+    includes: tuple[str, ...] = ()
 
 
 SPECS = {
@@ -44,6 +46,10 @@ SPECS = {
                           cuda=True),
     # host emulation of the cuda module's API for tests on machines without a GPU (csrc/emu/bindings.cpp)
     "cuda_emulation": ExtensionSpec("xsim_emucuda", ("emu/bindings.cpp", "cpu/rasterize_cpu.cpp")),
+    # the CUDA extension itself (csrc/cuda/*) compiled as C++ over a host simulation of the CUDA runtime and cub
+    # (csrc/sim/): its kernels run on the CPU, slowly, for tests on machines without a GPU
+    "cuda_simulation": ExtensionSpec("xsim_simcuda", ("sim/bindings.cpp", "sim/rays.cpp", "sim/binning.cpp",
+                                                      "sim/rasterize.cpp"), includes=("sim/include",)),
 }
 
 _LOADED: dict[str, ModuleType] = {}
@@ -89,6 +95,9 @@ def compile_flags(kind: str) -> dict[str, list[str]]:
     # -fno-math-errno: sqrt is one instruction, also in those loops (errno is never read)
     cflags = ["-O3", "-std=c++17", "-fopenmp", "-fno-trapping-math", "-fno-math-errno", *march_flag()]
     flags = {"extra_cflags": cflags, "extra_ldflags": ["-fopenmp"], "extra_cuda_cflags": []}
+    if kind == "cuda_simulation":  # its cuda_runtime.h and cub/ stand in for the toolkit's
+        flags["extra_cflags"] = ["-O2", "-std=c++17", "-DXS_CUDA_SIM"]
+        flags["extra_ldflags"] = []
     if SPECS[kind].cuda:
         flags["extra_cuda_cflags"] = ["-O3", "-std=c++17", "-lineinfo"]
         flags["extra_cflags"] = ["-O3", "-std=c++17"]
@@ -111,6 +120,7 @@ def _digest(kind: str) -> str:
 
 def module_name(kind: str) -> str:
     """Name of the built module for the current sources and flags (xsim_cpu_<hash>)."""
+    kind = _resolved(kind)
     return f"{SPECS[kind].prefix}_{_digest(kind)}"
 
 
@@ -125,10 +135,21 @@ def compiler() -> str | None:
     return shutil.which(os.environ.get("CXX", "c++"))
 
 
+def cuda_simulated() -> bool:
+    """XSIM_CUDA_SIMULATION=1: the `cuda` extension is its host simulation (`cuda_simulation`: the CUDA kernels
+    run on the CPU, slowly, on CPU tensors; for testing the kernels on a machine without a GPU)."""
+    return os.environ.get("XSIM_CUDA_SIMULATION") == "1"
+
+
+def _resolved(kind: str) -> str:
+    return "cuda_simulation" if kind == "cuda" and cuda_simulated() else kind
+
+
 def missing_prerequisite(kind: str) -> str | None:
     """Why the extension cannot be built here (one line), or None if it can (or is built already)."""
     import torch
 
+    kind = _resolved(kind)
     if SPECS[kind].cuda:
         if torch.version.cuda is None:
             return f"torch {torch.__version__} is built without CUDA"
@@ -163,6 +184,7 @@ def _import(name: str, path: Path) -> ModuleType:
 
 def load(kind: str, verbose: bool = False) -> ModuleType:
     """The extension `kind` ('cpu' | 'cuda'), built on first use; KernelBuildError (one line) if impossible."""
+    kind = _resolved(kind)
     if kind in _LOADED:
         return _LOADED[kind]
     if kind not in SPECS:
@@ -217,7 +239,8 @@ def _build(kind: str, name: str, directory: Path, verbose: bool) -> None:
     log = directory / "build.log"
     try:
         cpp_extension.load(name=name, sources=[str(CSRC / s) for s in spec.sources],
-                           extra_include_paths=[str(INCLUDE)], build_directory=str(directory), verbose=verbose,
+                           extra_include_paths=[*(str(CSRC / d) for d in spec.includes), str(INCLUDE)],
+                           build_directory=str(directory), verbose=verbose,
                            with_cuda=spec.cuda, **compile_flags(kind))
     except Exception as err:  # the compiler's output is in the message: keep it in a log, say one line
         text = str(err) or type(err).__name__

@@ -119,10 +119,16 @@ def gaussian_colors_gathered(scene: GaussianScene, gaussians: GaussianFrames, se
 
 
 def cuda_device() -> torch.device:
-    """The current CUDA device (the cuda backend's compute device)."""
+    """The current CUDA device (the cuda backend's compute device); the CPU under XSIM_CUDA_SIMULATION=1."""
+    from . import build
+
+    if build.cuda_simulated():
+        return torch.device("cpu")
     return torch.device("cuda", torch.cuda.current_device())
 
 
 def cuda_stream(device: torch.device) -> int:
     """Handle of torch's current CUDA stream on `device`: every kernel of a capture is enqueued on it."""
+    if device.type == "cpu":  # the host simulation (XSIM_CUDA_SIMULATION=1) ignores streams
+        return 0
     return torch.cuda.current_stream(device).cuda_stream

@@ -73,7 +73,7 @@ cudaError_t project_footprints(const ProjectParams& p, Binning* result, cudaStre
     XS_TRY(cudaMallocAsync(reinterpret_cast<void**>(&counts), sizeof(int64_t) * n, s));
     XS_TRY(cudaMallocAsync(reinterpret_cast<void**>(&stats), sizeof(unsigned long long) * 2, s));
     XS_TRY(cudaMemsetAsync(stats, 0, sizeof(unsigned long long) * 2, s));
-    footprints_kernel<<<blocks(n), THREADS, 0, s>>>(p, result->footprints, counts, stats);
+    XS_LAUNCH(footprints_kernel, blocks(n), THREADS, s)(p, result->footprints, counts, stats);
     XS_TRY(cudaGetLastError());
     size_t temp_bytes = 0;
     void* temp = nullptr;
@@ -98,7 +98,7 @@ cudaError_t project_footprints(const ProjectParams& p, Binning* result, cudaStre
 cudaError_t emit_pairs(const ProjectParams& p, const Binning& b, int64_t* tile_ids, int64_t* gaussian_ids,
                        cudaStream_t s) {
     if (b.total == 0 || b.n == 0) return cudaSuccess;
-    emit_kernel<<<blocks(b.n), THREADS, 0, s>>>(p, b.footprints, b.inclusive, tile_ids, gaussian_ids);
+    XS_LAUNCH(emit_kernel, blocks(b.n), THREADS, s)(p, b.footprints, b.inclusive, tile_ids, gaussian_ids);
     return cudaGetLastError();
 }
 

@@ -333,7 +333,7 @@ template <typename T>
 cudaError_t rasterize(const RasterInputs<T>& in, const RasterOutputs<T>& out, cudaStream_t s) {
     const int64_t R = in.n_rays, P = in.n_pairs, N = in.n_gaussians, F = in.n_bodies, NT = in.num_tiles;
     if (R == 0) return cudaSuccess;
-    clear_outputs<T><<<blocks(R), BLOCK, 0, s>>>(in, out);
+    XS_LAUNCH(clear_outputs<T>, blocks(R), BLOCK, s)(in, out);
     if (P == 0 || N == 0 || NT == 0) return cudaGetLastError();
     GaussianRecord<T>* rec = nullptr;
     T *ref = nullptr, *spread = nullptr;
@@ -367,11 +367,12 @@ cudaError_t rasterize(const RasterInputs<T>& in, const RasterOutputs<T>& out, cu
     XS_TRY(cudaMemsetAsync(ray_start, 0, sizeof(int32_t) * NT, s));
     XS_TRY(cudaMemsetAsync(ray_end, 0, sizeof(int32_t) * NT, s));
     XS_TRY(cudaMemsetAsync(counters, 0, sizeof(int32_t), s));
-    prepare_gaussians<T><<<blocks(N), BLOCK, 0, s>>>(in, rec);
-    frame_reference<T><<<blocks(F, 32), 32, 0, s>>>(in, ref);
-    frame_spread<T><<<blocks(R * F), BLOCK, 0, s>>>(in, ref, spread);
-    pair_keys<T><<<blocks(P), BLOCK, 0, s>>>(P, in.pair_tile, in.pair_gaussian, NT, rec, ref, spread, keys, vals);
-    ray_keys<<<blocks(R), BLOCK, 0, s>>>(R, in.valid, in.ray_tile, NT, rkeys, rvals);
+    XS_LAUNCH(prepare_gaussians<T>, blocks(N), BLOCK, s)(in, rec);
+    XS_LAUNCH(frame_reference<T>, blocks(F, 32), 32, s)(in, ref);
+    XS_LAUNCH(frame_spread<T>, blocks(R * F), BLOCK, s)(in, ref, spread);
+    XS_LAUNCH(pair_keys<T>, blocks(P), BLOCK, s)(P, in.pair_tile, in.pair_gaussian, NT, rec, ref, spread, keys,
+                                                 vals);
+    XS_LAUNCH(ray_keys, blocks(R), BLOCK, s)(R, in.valid, in.ray_tile, NT, rkeys, rvals);
     XS_TRY(cudaGetLastError());
     const int end_bit = 32 + bits_for(NT + 1);
     XS_TRY(cub::DeviceRadixSort::SortPairs(nullptr, bytes_a, keys, keys_sorted, vals, vals_sorted, P, 0, end_bit, s));
@@ -382,13 +383,13 @@ cudaError_t rasterize(const RasterInputs<T>& in, const RasterOutputs<T>& out, cu
     XS_TRY(cub::DeviceRadixSort::SortPairs(temp, bytes_a, keys, keys_sorted, vals, vals_sorted, P, 0, end_bit, s));
     XS_TRY(cub::DeviceRadixSort::SortPairs(temp, bytes_b, rkeys, rkeys_sorted, rvals, rvals_sorted, R, 0,
                                            bits_for(NT + 1), s));
-    tile_ranges<uint64_t><<<blocks(P), BLOCK, 0, s>>>(P, keys_sorted, 32, NT, cand_start, cand_end);
-    tile_ranges<uint32_t><<<blocks(R), BLOCK, 0, s>>>(R, rkeys_sorted, 0, NT, ray_start, ray_end);
-    rasterize_tiles<T><<<int(NT), BLOCK, 0, s>>>(in, out, rec, keys_sorted, vals_sorted, cand_start, cand_end,
+    XS_LAUNCH(tile_ranges<uint64_t>, blocks(P), BLOCK, s)(P, keys_sorted, 32, NT, cand_start, cand_end);
+    XS_LAUNCH(tile_ranges<uint32_t>, blocks(R), BLOCK, s)(R, rkeys_sorted, 0, NT, ray_start, ray_end);
+    XS_LAUNCH(rasterize_tiles<T>, int(NT), BLOCK, s)(in, out, rec, keys_sorted, vals_sorted, cand_start, cand_end,
                                                  rvals_sorted, ray_start, ray_end, overflow, counters);
     // overflowed rays: a fixed grid walks the device-side count (no host wait)
     const int redo_blocks = int(xmin<int64_t>(blocks(R, 64), 2048));
-    rasterize_overflow<T><<<redo_blocks, 64, 0, s>>>(in, out, rec, keys_sorted, vals_sorted, cand_start, cand_end,
+    XS_LAUNCH(rasterize_overflow<T>, redo_blocks, 64, s)(in, out, rec, keys_sorted, vals_sorted, cand_start, cand_end,
                                                      overflow, counters);
     XS_TRY(cudaGetLastError());
     void* buffers[] = {rec, ref, spread, keys, keys_sorted, vals, vals_sorted, cand_start, cand_end, rkeys,

@@ -22,7 +22,7 @@ template <typename T> __global__ void sensor_rays_kernel(RayParams<T> p) {
 template <typename T> cudaError_t sensor_rays(const RayParams<T>& p, cudaStream_t s) {
     if (p.n_rays == 0) return cudaSuccess;
     const int blocks = int((p.n_rays + THREADS - 1) / THREADS);
-    sensor_rays_kernel<T><<<blocks, THREADS, 0, s>>>(p);
+    XS_LAUNCH(sensor_rays_kernel<T>, blocks, THREADS, s)(p);
     return cudaGetLastError();
 }
 

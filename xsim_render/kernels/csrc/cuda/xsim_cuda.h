@@ -16,6 +16,14 @@
 #include "xsim/rigid.h"
 #include "xsim/sensor_rays.h"
 
+// kernel<<<grid, block, 0, stream>>>(args) written as XS_LAUNCH(kernel, grid, block, stream)(args), so that the
+// same sources also compile as C++ for the host simulation (XS_CUDA_SIM, csrc/sim/include/cuda_runtime.h).
+#if defined(XS_CUDA_SIM)
+#define XS_LAUNCH(kernel, grid, block, stream) ::xs_sim::launch((grid), (block), kernel)
+#else
+#define XS_LAUNCH(kernel, grid, block, stream) kernel<<<(grid), (block), 0, (stream)>>>
+#endif
+
 namespace xs {
 namespace cuda {
 

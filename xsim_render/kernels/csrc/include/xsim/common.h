@@ -35,6 +35,12 @@
 #endif
 #endif
 
+// XS_DEVICE_CODE: code compiled for the GPU (nvcc's device pass), or for the host simulation of the CUDA kernels
+// (XS_CUDA_SIM, csrc/sim/), which runs the device's variants of the header functions on the CPU.
+#if defined(__CUDA_ARCH__) || defined(XS_CUDA_SIM)
+#define XS_DEVICE_CODE 1
+#endif
+
 namespace xs {
 
 // Compositing constants fixed by CONVENTIONS.md (mirrors xsim_render/constants.py; a test compares them).

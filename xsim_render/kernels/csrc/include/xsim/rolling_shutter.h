@@ -24,7 +24,7 @@ constexpr double SOLVE_STOP = 0.01;  // a solve stops once |g| < SOLVE_STOP * to
 
 // A LiDAR model seen on one phase branch (the Sensor interface of the solver).
 template <typename T> struct LidarBranch {
-#if defined(__CUDA_ARCH__)
+#if defined(XS_DEVICE_CODE)
     static constexpr bool lanes = false;  // one GPU thread per Gaussian: residuals one by one (no lane arrays)
 #else
     static constexpr bool lanes = true;  // times_of_points: batched residuals in SIMD lanes (unscented.h)
