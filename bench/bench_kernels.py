@@ -70,6 +70,14 @@ def load_bench_scene(name: str, n: int):
     return load_scene(name).to(torch.float32)
 
 
+def gpu_sync() -> None:
+    """Wait for the GPU (nothing to wait for where the cuda backend computes on the CPU: its host simulation)."""
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
 @contextlib.contextmanager
 def timed_stages(times: dict[str, float], sync: bool = False):
     """Accumulate wall time per stage by wrapping render.py's stage functions (backends.stages and the shared
@@ -80,17 +88,15 @@ def timed_stages(times: dict[str, float], sync: bool = False):
     def wrap(fn, stage):
         def inner(*a, **k):
             if sync:
-                torch.cuda.synchronize()
+                gpu_sync()
             t = time.perf_counter()
             try:
                 return fn(*a, **k)
             finally:
                 if sync:
-                    torch.cuda.synchronize()
+                    gpu_sync()
                 times[stage] = times.get(stage, 0.0) + time.perf_counter() - t
         return inner
-
-    import torch
 
     names = {"gaussian_frames": "frames", "gaussian_colors": "colors", "gaussian_colors_gathered": "colors"}
     saved = {k: getattr(r, k) for k in names}
@@ -108,6 +114,16 @@ def timed_stages(times: dict[str, float], sync: bool = False):
     finally:
         for k, v in saved.items():
             setattr(r, k, v)
+
+
+def gpu_name() -> str:
+    import torch
+
+    from xsim_render.kernels.build import cuda_simulated
+
+    if cuda_simulated():
+        return ", cuda kernels simulated on the CPU (XSIM_CUDA_SIMULATION=1: timings mean nothing)"
+    return f", {torch.cuda.get_device_name(0)}"
 
 
 def run_one(cfg: dict) -> dict:
@@ -137,13 +153,13 @@ def run_one(cfg: dict) -> dict:
         for i in range(cfg["repeats"] + (0 if cfg["backend"] == "reference" else 1)):
             times: dict[str, float] = {}
             if cuda:
-                torch.cuda.synchronize()
+                gpu_sync()
             faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             wall, cpu = time.perf_counter(), time.process_time()
             with contextlib.nullcontext() if cuda else timed_stages(times):
                 out = render(scene, sensor, ego, 0.0, backend=cfg["backend"])
             if cuda:
-                torch.cuda.synchronize()
+                gpu_sync()
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
             faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
             warm = cfg["backend"] == "reference" or i > 0
@@ -160,7 +176,7 @@ def run_one(cfg: dict) -> dict:
             best.update({s: times.get(s, 0.0) for s in STAGES})
     best["other"] = max(0.0, best["seconds"] - sum(best[s] for s in STAGES))
     faults = best.pop("page_faults")
-    row = {**{k: cfg[k] for k in ("backend", "scene", "sensor")}, "gaussians": len(scene), "rays": rays,
+    row = {**{k: cfg[k] for k in ("backend", "scene", "sensor")}, "gaussians": len(scene), "ray_count": rays,
            **{k: round(v, 4) for k, v in best.items()}, "mrays_per_s": round(rays / best["seconds"] / 1e6, 4),
            "alpha_mean": round(float(out["alpha"].float().mean()), 4),
            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1), "page_faults": faults,
@@ -168,13 +184,13 @@ def run_one(cfg: dict) -> dict:
            "mean_page_faults": round(sum(all_faults) / len(all_faults)),
            "peak_gpu_mb": "", "threads": torch.get_num_threads(), "load_before": round(load, 2),
            "scene_device": str(scene.means.device.type),
-           "machine": f"{platform.machine()} {os.cpu_count()} cpus" + (
-               f", {torch.cuda.get_device_name(0)}" if cuda else "")}
+           "machine": f"{platform.machine()} {os.cpu_count()} cpus" + (gpu_name() if cuda else "")}
     if cuda:
         from xsim_render.kernels import build
 
         pool = build.load("cuda").pool_peak_bytes()  # kernel temporaries (stream-ordered pool)
-        row["peak_gpu_mb"] = round((pool + torch.cuda.max_memory_allocated()) / 2**20, 1)
+        held = torch.cuda.max_memory_allocated() if torch.cuda.is_available() else 0
+        row["peak_gpu_mb"] = round((pool + held) / 2**20, 1)
     return row
 
 
@@ -210,7 +226,7 @@ def write_results(rows: list[dict], prefix: str, quiet: bool = False) -> None:
             b = base.get((r["scene"], r["gaussians"], r["sensor"]))
             r[f"speedup_vs_{base_name}"] = round(b / r["seconds"], 1) if b else ""
     RESULTS.mkdir(exist_ok=True)
-    fields = ["backend", "scene", "gaussians", "sensor", "rays", "seconds", "mrays_per_s", "speedup_vs_reference",
+    fields = ["backend", "scene", "gaussians", "sensor", "ray_count", "seconds", "mrays_per_s", "speedup_vs_reference",
               "speedup_vs_cpu", "cpu_seconds", *STAGES, "other", "peak_rss_mb", "peak_gpu_mb", "alpha_mean", "threads",
               "load_before", "scene_device", "machine", "page_faults", "median_seconds", "mean_page_faults"]
     tmp = RESULTS / f".{prefix}.csv.tmp"
