@@ -386,11 +386,11 @@ cudaError_t rasterize(const RasterInputs<T>& in, const RasterOutputs<T>& out, cu
     XS_LAUNCH(tile_ranges<uint64_t>, blocks(P), BLOCK, s)(P, keys_sorted, 32, NT, cand_start, cand_end);
     XS_LAUNCH(tile_ranges<uint32_t>, blocks(R), BLOCK, s)(R, rkeys_sorted, 0, NT, ray_start, ray_end);
     XS_LAUNCH(rasterize_tiles<T>, int(NT), BLOCK, s)(in, out, rec, keys_sorted, vals_sorted, cand_start, cand_end,
-                                                 rvals_sorted, ray_start, ray_end, overflow, counters);
+                                                     rvals_sorted, ray_start, ray_end, overflow, counters);
     // overflowed rays: a fixed grid walks the device-side count (no host wait)
     const int redo_blocks = int(xmin<int64_t>(blocks(R, 64), 2048));
     XS_LAUNCH(rasterize_overflow<T>, redo_blocks, 64, s)(in, out, rec, keys_sorted, vals_sorted, cand_start, cand_end,
-                                                     overflow, counters);
+                                                         overflow, counters);
     XS_TRY(cudaGetLastError());
     void* buffers[] = {rec, ref, spread, keys, keys_sorted, vals, vals_sorted, cand_start, cand_end, rkeys,
                        rkeys_sorted, rvals, rvals_sorted, ray_start, ray_end, overflow, counters, temp};

@@ -5,10 +5,10 @@
 //   * launches (XS_LAUNCH in xsim_cuda.h): blocks one after another; the threads of a block are fibers
 //     (ucontext) on the calling thread, each run until it exits or reaches a barrier. __syncthreads /
 //     __syncthreads_and release once every live thread of the block is waiting; threads waiting at different
-//     barriers (another source line or another count: a divergent __syncthreads, undefined on a GPU) are an error. __shared__ is `static`: one
-//     copy per kernel, shared by the block's threads (blocks never overlap). XS_CUDA_SIM_SHUFFLE=SEED (not 0)
-//     runs the threads of every phase in a random order instead of by index: results that change with the order
-//     reveal races between barriers.
+//     barriers (another source line or another count: a divergent __syncthreads, undefined on a GPU) are an
+//     error. __shared__ is `static`: one copy per kernel, shared by the block's threads (blocks never overlap).
+//     XS_CUDA_SIM_SHUFFLE=SEED (not 0) runs the threads of every phase in a random order instead of by index:
+//     results that change with the order reveal races between barriers.
 //   * memory: cudaMallocAsync is malloc, filled with 0xA5 bytes (device memory is uninitialised) and followed by
 //     a 64-byte guard checked at cudaFreeAsync (an overrun is an error); atomics are plain operations (one host
 //     thread runs a launch); streams are ignored (every call completes before it returns).
