@@ -42,6 +42,14 @@ def available_backends(build: bool = False) -> dict[str, str | None]:
     return status
 
 
+def auto_order() -> tuple[str, ...]:
+    """The fast backends `auto` tries, fastest first (the reference comes after them). Never the host simulation
+    of the CUDA kernels (XSIM_CUDA_SIMULATION=1, for tests: slow)."""
+    from .kernels import build as kbuild
+
+    return tuple(k for k in _FAST if not (k == "cuda" and kbuild.cuda_simulated()))
+
+
 def resolve_backend(name: str) -> str:
     """The concrete backend for `name` ('auto' picks the fastest usable); InputError if unknown or unusable.
 
@@ -55,9 +63,7 @@ def resolve_backend(name: str) -> str:
     status = available_backends()
     if name == "reference":
         return name
-    # auto never picks the host simulation of the CUDA kernels (XSIM_CUDA_SIMULATION=1, for tests: slow)
-    fast = tuple(k for k in _FAST if not (k == "cuda" and kbuild.cuda_simulated()))
-    candidates = fast if name == "auto" else (name,)
+    candidates = auto_order() if name == "auto" else (name,)
     for kind in candidates:
         reason = status[kind]
         if reason is None:

@@ -53,7 +53,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _auto(status: dict[str, str | None]) -> str:
-    from ..kernels.build import cuda_simulated
+    from ..backends import auto_order
 
-    order = ("cpu", "reference") if cuda_simulated() else ("cuda", "cpu", "reference")
-    return next(k for k in order if status[k] is None)
+    return next(k for k in (*auto_order(), "reference") if status[k] is None)
